@@ -1,0 +1,35 @@
+"""One error hierarchy for geounet.
+
+Every error a user can cause derives from :class:`GeounetError` and, where a caller
+would expect one, from the matching builtin (``FileNotFoundError``, ``ValueError``,
+...), so ``except ValueError`` keeps working for library users while the CLI prints
+any ``GeounetError`` as one clear line.
+"""
+
+
+class GeounetError(Exception):
+    """Base class of all errors geounet raises on bad input or configuration."""
+
+
+class InputFileNotFoundError(GeounetError, FileNotFoundError):
+    """A file the user named does not exist."""
+
+
+class InvalidRasterError(GeounetError, ValueError):
+    """A raster cannot be read or lacks what geounet needs (CRS, data, bands)."""
+
+
+class InvalidVectorError(GeounetError, ValueError):
+    """A vector file cannot be read or lacks what geounet needs."""
+
+
+class ConfigError(GeounetError, ValueError):
+    """A configuration key is unknown, missing or of the wrong type."""
+
+
+class ModelError(GeounetError, ValueError):
+    """A model name, its arguments or a model bundle is invalid."""
+
+
+class DataError(GeounetError, ValueError):
+    """Training or prediction data are inconsistent (too small, no overlap, ...)."""
