@@ -1,0 +1,77 @@
+"""``geounet predict``: segment scenes with a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from geounet.cli.options import device_option, precision_option, progress_enabled
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("scenes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(),
+    help="Output GeoTIFF; with several scenes, a directory receiving SCENE_mask.tif each.",
+)
+@click.option("--tile-size", type=int, default=None, help="Window size in pixels [512].")
+@click.option("--overlap", type=int, default=None, help="Window overlap in pixels [tile/8].")
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option(
+    "--no-resample",
+    is_flag=True,
+    help="Predict at the scene's resolution even if the model was trained at another one.",
+)
+@device_option
+@precision_option
+@click.pass_context
+def predict(
+    ctx: click.Context,
+    model: str,
+    scenes: tuple[str, ...],
+    output: str,
+    tile_size: int | None,
+    overlap: int | None,
+    batch_size: int,
+    no_resample: bool,
+    device: str,
+    precision: str,
+) -> None:
+    """Segment SCENES with MODEL; write class maps on the scenes' grids (COG)."""
+    from tqdm import tqdm
+
+    from geounet.infer.scene import PredictOptions, predict_scene
+    from geounet.models.bundle import load_bundle
+
+    net, meta = load_bundle(model)
+    options = PredictOptions(
+        tile=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        resample=not no_resample,
+    )
+    outputs = _outputs(scenes, Path(output))
+    for scene, out in zip(scenes, outputs, strict=True):
+        with tqdm(desc=Path(scene).name, unit="win", disable=not progress_enabled(ctx)) as bar:
+
+            def progress(done: int, total: int, bar: tqdm = bar) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            result = predict_scene(net, meta, scene, out, options, progress)
+        share = ", ".join(f"{k} {v}" for k, v in result.class_pixels.items())
+        click.echo(f"{result.path}  ({share} px; {result.seconds:.1f} s)")
+
+
+def _outputs(scenes: tuple[str, ...], output: Path) -> list[Path]:
+    if len(scenes) == 1 and not output.is_dir():
+        return [output]
+    output.mkdir(parents=True, exist_ok=True)
+    return [output / f"{Path(s).stem}_mask.tif" for s in scenes]

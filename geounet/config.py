@@ -1,0 +1,228 @@
+"""Training configuration: a YAML file validated up front, with ``--set key=value`` overrides.
+
+Unknown keys and values of the wrong type are errors that name the key, raised before
+any work starts. Relative paths are taken relative to the current directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from geounet.errors import ConfigError, InputFileNotFoundError
+
+
+@dataclass
+class DataConfig:
+    """Where the imagery and labels are and how to read them."""
+
+    images: list[str] = field(default_factory=list)
+    labels: str = ""
+    label_attribute: str | None = None
+    label_layer: str | None = None
+    classes: list[str] = field(default_factory=lambda: ["background", "building"])
+    colors: list[list[int]] | None = None
+    bands: list[int] | None = None
+    resolution: float | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.0
+
+
+@dataclass
+class ModelConfig:
+    """Which registered model to build and its arguments."""
+
+    name: str = "unet"
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, sampling and stopping."""
+
+    tile_size: int = 256
+    batch_size: int = 8
+    samples_per_epoch: int = 256
+    max_epochs: int = 100
+    max_minutes: float | None = None
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 10
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+
+@dataclass
+class Config:
+    """A whole training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run_dir: str = "runs/run"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as plain data (for the run directory)."""
+        return dataclasses.asdict(self)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None, overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
+    """Read a YAML config, apply ``key=value`` overrides and validate everything.
+
+    Args:
+        path: The YAML file, or None to start from the defaults.
+        overrides: Items like ``"train.max_epochs=5"``; values are parsed as YAML.
+
+    Returns:
+        The validated :class:`Config`.
+
+    Raises:
+        ConfigError: Unknown keys, wrong types or invalid values, naming the key.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise InputFileNotFoundError(f"{p}: config file not found")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: the config must be a mapping of sections")
+    for item in overrides:
+        _apply_override(raw, item)
+    config = _build(Config, raw, "")
+    _check_values(config)
+    return config
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.max_epochs=5")
+    value = yaml.safe_load(text) if text.strip() else None
+    node = raw
+    *parents, leaf = key.strip().split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+    node[leaf] = value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "the config"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{prefix}{unknown[0]}'; "
+            f"valid keys here: {', '.join(sorted(known))}"
+        )
+    values = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, key + ".")
+        else:
+            values[name] = _coerce(value, hint, key)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"config key {key!r} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            if args and args[0] is str and isinstance(value, str):
+                return [value]
+            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        return dict(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is Any or (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        return value
+    raise ConfigError(
+        f"config key {key!r} must be {getattr(hint, '__name__', hint)}, got {value!r}"
+    )
+
+
+def _check_values(config: Config) -> None:
+    data, train = config.data, config.train
+    checks = [
+        (len(data.classes) >= 2, "data.classes", "needs at least two classes (with background)"),
+        (0 < data.val_fraction < 1, "data.val_fraction", "must be between 0 and 1"),
+        (0 <= data.test_fraction < 1, "data.test_fraction", "must be between 0 and 1"),
+        (
+            data.val_fraction + data.test_fraction < 0.9,
+            "data.test_fraction",
+            "val + test fractions leave too little for training",
+        ),
+        (data.resolution is None or data.resolution > 0, "data.resolution", "must be > 0"),
+        (train.tile_size >= 16, "train.tile_size", "must be at least 16"),
+        (train.batch_size >= 1, "train.batch_size", "must be at least 1"),
+        (train.samples_per_epoch >= 1, "train.samples_per_epoch", "must be at least 1"),
+        (train.max_epochs >= 1, "train.max_epochs", "must be at least 1"),
+        (train.learning_rate > 0, "train.learning_rate", "must be > 0"),
+        (train.num_workers >= 0, "train.num_workers", "must be >= 0"),
+        (
+            train.max_minutes is None or train.max_minutes > 0,
+            "train.max_minutes",
+            "must be > 0",
+        ),
+    ]
+    for ok, key, message in checks:
+        if not ok:
+            raise ConfigError(f"config key {key!r} {message}")
+    if data.colors is not None and len(data.colors) != len(data.classes):
+        raise ConfigError("config key 'data.colors' needs one [r, g, b] per class")
+
+
+def require_training_inputs(config: Config) -> None:
+    """Check that a config names existing images and labels before training starts."""
+    if not config.data.images:
+        raise ConfigError("config key 'data.images' is empty; list one or more GeoTIFFs")
+    if not config.data.labels:
+        raise ConfigError("config key 'data.labels' is empty; give a vector file or a mask raster")
+    for p in [*config.data.images, config.data.labels]:
+        if not Path(p).exists():
+            raise InputFileNotFoundError(f"{p}: file not found (check data.images / data.labels)")
+
+
+def dump_config(config: Config, path: str | os.PathLike[str]) -> None:
+    """Write the resolved config as YAML."""
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

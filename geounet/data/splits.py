@@ -1,0 +1,134 @@
+"""Spatial train/val/test splits that never share a pixel, and the samplers over them."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import shapely
+import torch
+from shapely.geometry import Polygon
+from torch.utils.data import Sampler
+from torchgeo.datasets import GeoDataset
+from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
+
+from geounet.errors import DataError
+
+
+@dataclass(frozen=True)
+class SpatialSplit:
+    """Disjoint rectangles (in the dataset's CRS) per split, one per labelled scene."""
+
+    train: list[Polygon]
+    val: list[Polygon]
+    test: list[Polygon]
+
+
+def spatial_split(
+    dataset: GeoDataset,
+    *,
+    val_fraction: float,
+    test_fraction: float = 0.0,
+    min_size: float = 0.0,
+) -> SpatialSplit:
+    """Cut each scene's labelled area into train | val | test strips along its long axis.
+
+    Strips are disjoint rectangles, so any window drawn inside the train strip shares
+    no pixel with validation or test. The test strip (if any) lies at the far end,
+    the validation strip just before it.
+
+    Args:
+        dataset: The image-label intersection dataset.
+        val_fraction: Share of each scene's long axis for validation.
+        test_fraction: Share for testing.
+        min_size: Minimum width and height of every strip, in CRS units.
+
+    Returns:
+        The split.
+
+    Raises:
+        DataError: If a strip would be smaller than ``min_size``.
+    """
+    train, val, test = [], [], []
+    for geom in dataset.index.geometry:
+        xmin, ymin, xmax, ymax = geom.bounds
+        horizontal = (xmax - xmin) >= (ymax - ymin)
+        lo, hi = (xmin, xmax) if horizontal else (ymin, ymax)
+        length = hi - lo
+        cut_test = hi - test_fraction * length
+        cut_val = cut_test - val_fraction * length
+        pieces = [(lo, cut_val), (cut_val, cut_test)]
+        if test_fraction > 0:
+            pieces.append((cut_test, hi))
+        boxes = [
+            shapely.box(a, ymin, b, ymax) if horizontal else shapely.box(xmin, a, xmax, b)
+            for a, b in pieces
+        ]
+        for name, box in zip(("train", "validation", "test"), boxes, strict=False):
+            bxmin, bymin, bxmax, bymax = box.bounds
+            if min(bxmax - bxmin, bymax - bymin) < min_size:
+                raise DataError(
+                    f"the {name} strip of a labelled area {geom.bounds} is "
+                    f"{bxmax - bxmin:.1f} x {bymax - bymin:.1f} CRS units, smaller than one "
+                    f"tile ({min_size:.1f}); lower train.tile_size, raise data.resolution "
+                    "or change data.val_fraction / data.test_fraction"
+                )
+        train.append(boxes[0])
+        val.append(boxes[1])
+        if test_fraction > 0:
+            test.append(boxes[2])
+    return SpatialSplit(train, val, test)
+
+
+class MixedSampler(Sampler):
+    """Draw from several samplers (one per region) and shuffle the queries together."""
+
+    def __init__(self, samplers: Sequence[Sampler], *, shuffle: bool, seed: int = 0) -> None:
+        self.samplers = list(samplers)
+        self.shuffle = shuffle
+        self.rng = random.Random(seed)
+
+    def __iter__(self) -> Iterator:
+        queries = [q for s in self.samplers for q in s]
+        if self.shuffle:
+            self.rng.shuffle(queries)
+        return iter(queries)
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.samplers)
+
+
+def random_sampler(
+    dataset: GeoDataset, rois: Sequence[Polygon], *, size: int, length: int, seed: int
+) -> MixedSampler:
+    """Random windows of ``size`` pixels inside the regions, ``length`` per epoch in all.
+
+    Windows are spread over the regions in proportion to their areas.
+    """
+    total = sum(r.area for r in rois)
+    generator = torch.Generator().manual_seed(seed)
+    samplers = [
+        RandomGeoSampler(
+            dataset, size, length=max(1, round(length * r.area / total)), roi=r, generator=generator
+        )
+        for r in rois
+    ]
+    return MixedSampler(samplers, shuffle=True, seed=seed)
+
+
+def grid_sampler(dataset: GeoDataset, rois: Sequence[Polygon], *, size: int) -> MixedSampler:
+    """Non-overlapping windows of ``size`` pixels tiling each region."""
+    return MixedSampler([GridGeoSampler(dataset, size, size, roi=r) for r in rois], shuffle=False)
+
+
+def fitting_tile(rois: Sequence[Polygon], res: float, tile: int, multiple: int = 32) -> int:
+    """The largest window size <= ``tile`` (a multiple of ``multiple``) fitting every region."""
+    smallest = min(min(r.bounds[2] - r.bounds[0], r.bounds[3] - r.bounds[1]) for r in rois)
+    fit = min(tile, int(smallest / res) // multiple * multiple)
+    if fit < multiple:
+        raise DataError(
+            f"a split region is only {smallest / res:.0f} px wide; need at least {multiple}. "
+            "Use more labelled area or a larger data.val_fraction"
+        )
+    return fit

@@ -1,0 +1,136 @@
+"""Open, validate and read rasters in windows."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+from geounet.errors import InputFileNotFoundError, InvalidRasterError
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What geounet needs to know about a raster's grid and bands."""
+
+    path: Path
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: CRS
+    transform: Affine
+    nodata: float | None
+    band_names: tuple[str, ...]
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size (x, y) in CRS units, both positive."""
+        return abs(self.transform.a), abs(self.transform.e)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) in pixels."""
+        return self.height, self.width
+
+
+def open_raster(path: str | os.PathLike[str]) -> rasterio.io.DatasetReader:
+    """Open a raster for reading, turning GDAL's errors into one clear line.
+
+    Args:
+        path: Path of a raster file (GeoTIFF, VRT, or anything GDAL reads).
+
+    Returns:
+        An open rasterio dataset (use it as a context manager).
+
+    Raises:
+        InputFileNotFoundError: If the file does not exist.
+        InvalidRasterError: If GDAL cannot read it as a raster.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileNotFoundError(f"{p}: file not found; check the path")
+    if p.is_dir():
+        raise InvalidRasterError(f"{p}: is a directory, expected a raster file such as a GeoTIFF")
+    try:
+        return rasterio.open(p)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InvalidRasterError(
+            f"{p}: not a readable raster ({str(exc).splitlines()[0]}); give a GeoTIFF or "
+            "another GDAL raster"
+        ) from exc
+
+
+def raster_info(path: str | os.PathLike[str], *, require_crs: bool = True) -> RasterInfo:
+    """Read and validate a raster's grid, bands and nodata.
+
+    Args:
+        path: Path of the raster.
+        require_crs: Raise if the raster has no CRS (georeferencing is needed to align
+            labels and to write georeferenced outputs).
+
+    Returns:
+        The raster's :class:`RasterInfo`.
+
+    Raises:
+        InvalidRasterError: If the raster is empty or has no CRS.
+    """
+    with open_raster(path) as src:
+        if src.width == 0 or src.height == 0 or src.count == 0:
+            raise InvalidRasterError(f"{path}: raster is empty ({src.width}x{src.height} px)")
+        if require_crs and src.crs is None:
+            raise InvalidRasterError(
+                f"{path}: raster has no CRS; georeference it first "
+                "(e.g. gdal_translate -a_srs EPSG:XXXX)"
+            )
+        names = tuple(d or f"band_{i + 1}" for i, d in enumerate(src.descriptions))
+        return RasterInfo(
+            path=Path(path),
+            width=src.width,
+            height=src.height,
+            count=src.count,
+            dtype=src.dtypes[0],
+            crs=src.crs,
+            transform=src.transform,
+            nodata=src.nodata,
+            band_names=names,
+        )
+
+
+def read_window(
+    src: rasterio.io.DatasetReader,
+    window: Window,
+    *,
+    indexes: list[int] | None = None,
+    out_shape: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read a window that may extend past the raster, with its validity mask.
+
+    Pixels outside the raster or equal to the raster's nodata (or masked by an
+    internal mask band / alpha) are invalid; their values are 0.
+
+    Args:
+        src: An open rasterio dataset.
+        window: The window in pixel coordinates; may be partly or wholly outside.
+        indexes: 1-based band indexes to read (default: all).
+        out_shape: Optional (height, width) to resample the window to (average
+            resampling for data, nearest for the mask).
+
+    Returns:
+        ``(data, valid)``: data of shape (bands, h, w) in the raster's dtype and a
+        boolean array (h, w) that is True where every band is valid.
+    """
+    indexes = indexes or list(range(1, src.count + 1))
+    h, w = out_shape or (int(window.height), int(window.width))
+    kwargs = {"out_shape": (len(indexes), h, w)}
+    if out_shape is not None:
+        kwargs["resampling"] = rasterio.enums.Resampling.average
+    data = src.read(indexes, window=window, boundless=True, masked=True, **kwargs)
+    valid = ~np.ma.getmaskarray(data).any(axis=0)
+    return np.ma.filled(data, 0), valid

@@ -1,0 +1,129 @@
+"""Self-describing model files: one ``.safetensors`` holding weights and JSON metadata.
+
+Nothing is pickled: loading a bundle reads tensors and JSON only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geounet import __version__
+from geounet.errors import InputFileNotFoundError, ModelError
+from geounet.io.atomic import atomic_output
+from geounet.models.registry import build_model
+from geounet.models.segmenter import Segmenter
+
+METADATA_KEY = "geounet"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelMeta:
+    """Everything needed to rebuild and correctly apply a trained model."""
+
+    architecture: str
+    arguments: dict[str, Any]
+    in_channels: int
+    out_channels: int
+    classes: list[str]
+    colors: list[list[int]]
+    bands: list[str]
+    mean: list[float]
+    std: list[float]
+    tile_size: int
+    resolution: list[float] | None = None
+    crs: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    geounet_version: str = __version__
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def binary(self) -> bool:
+        """True for one-logit foreground/background models."""
+        return self.out_channels == 1
+
+
+def build_segmenter(meta: ModelMeta) -> Segmenter:
+    """Construct the (untrained) model a metadata record describes."""
+    net = build_model(meta.architecture, meta.in_channels, meta.out_channels, **meta.arguments)
+    return Segmenter(net, meta.mean, meta.std)
+
+
+def save_bundle(model: Segmenter, meta: ModelMeta, path: str | os.PathLike[str]) -> Path:
+    """Save weights and metadata to one ``.safetensors`` file, atomically.
+
+    Args:
+        model: The trained model.
+        meta: Its metadata.
+        path: Output path.
+
+    Returns:
+        The path written.
+    """
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": "pt", METADATA_KEY: json.dumps(dataclasses.asdict(meta))}
+    with atomic_output(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def read_meta(path: str | os.PathLike[str]) -> ModelMeta:
+    """Read only the metadata of a bundle (fast: no weights are loaded)."""
+    from safetensors import safe_open
+
+    p = _existing(path)
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            header = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelError(f"{p}: not a safetensors model file ({exc})") from exc
+    if METADATA_KEY not in header:
+        raise ModelError(f"{p}: a safetensors file without geounet metadata; not a geounet model")
+    try:
+        raw = json.loads(header[METADATA_KEY])
+        known = {f.name for f in dataclasses.fields(ModelMeta)}
+        return ModelMeta(**{k: v for k, v in raw.items() if k in known})
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ModelError(f"{p}: corrupt geounet metadata ({exc})") from exc
+
+
+def load_bundle(path: str | os.PathLike[str]) -> tuple[Segmenter, ModelMeta]:
+    """Rebuild a model from a bundle.
+
+    Args:
+        path: A ``.safetensors`` file written by :func:`save_bundle`.
+
+    Returns:
+        ``(model, meta)`` with the model in eval mode on the CPU.
+
+    Raises:
+        ModelError: Not a geounet bundle, or weights that do not fit the architecture.
+    """
+    from safetensors.torch import load_file
+
+    meta = read_meta(path)
+    model = build_segmenter(meta)
+    state = load_file(str(path))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise ModelError(
+            f"{path}: weights do not fit the recorded architecture "
+            f"{meta.architecture} (in_channels={meta.in_channels}): {first}"
+        ) from exc
+    return model.eval(), meta
+
+
+def _existing(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InputFileNotFoundError(f"{p}: model file not found")
+    return p

@@ -1,0 +1,67 @@
+"""Device and precision selection shared by training and prediction."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from geounet.errors import GeounetError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """Pick the device: ``auto`` prefers CUDA, then Apple MPS, then the CPU.
+
+    Args:
+        name: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Returns:
+        The torch device.
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise GeounetError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GeounetError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return device
+
+
+@functools.cache
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 matrix instructions (AVX-512 BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None means plain fp32).
+
+    ``auto`` uses bf16 on CUDA GPUs that support it (fp16 otherwise) and on CPUs
+    with native bf16 instructions; fp32 elsewhere.
+    """
+    if precision not in PRECISIONS:
+        raise GeounetError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return torch.bfloat16
+    return None

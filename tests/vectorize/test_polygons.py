@@ -1,0 +1,233 @@
+"""Tests for geounet.vectorize.polygons: class maps to polygons with geodesic areas."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.features
+import shapely
+from affine import Affine
+from pyproj import Transformer
+
+from geounet.errors import GeounetError, InputFileNotFoundError, InvalidRasterError
+from geounet.vectorize import polygonize, polygonize_raster
+
+NODATA = 255
+NAMES = ["background", "building", "road"]
+UTM = "EPSG:32636"  # central meridian 33°E
+UTM_ORIGIN = (500_000.0, 6_650_000.0)  # ~60°N on the central meridian
+PIX = 0.5
+
+
+def scene() -> np.ndarray:
+    """200x200 class map: two buildings (one with a hole), a road block, a tiny road, nodata."""
+    m = np.zeros((200, 200), np.uint8)
+    m[20:60, 20:100] = 1  # 3200 px
+    m[30:40, 40:50] = 0  # hole of 100 px -> 3100 px
+    m[120:130, 20:30] = 1  # 100 px
+    m[100:180, 120:180] = 2  # 4800 px
+    m[5:7, 150:152] = 2  # 4 px (1 m² in UTM)
+    m[0:10, 0:10] = NODATA
+    return m
+
+
+EXPECTED_PX = {(1, 3100), (1, 100), (2, 4800), (2, 4)}
+
+
+def utm_transform() -> Affine:
+    return Affine(PIX, 0, UTM_ORIGIN[0], 0, -PIX, UTM_ORIGIN[1])
+
+
+def mercator_transform() -> Affine:
+    """3857 grid at 33°E 60°N with 1 m Mercator pixels (~0.5 m on the ground)."""
+    x, y = Transformer.from_crs(4326, 3857, always_xy=True).transform(33.0, 60.0)
+    return Affine(1.0, 0, x, 0, -1.0, y)
+
+
+def write_tif(path: Path, mask: np.ndarray, *, crs=UTM, transform=None, tags=None, nodata=NODATA):
+    transform = transform or utm_transform()
+    profile = dict(driver="GTiff", width=mask.shape[1], height=mask.shape[0], count=1)
+    profile.update(dtype=mask.dtype, crs=crs, transform=transform, nodata=nodata)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(mask, 1)
+        if tags:
+            dst.update_tags(**tags)
+    return path
+
+
+def pixel_counts(gdf) -> set[tuple[int, int]]:
+    return {
+        (int(c), round(a / PIX**2)) for c, a in zip(gdf.class_id, gdf.geometry.area, strict=True)
+    }
+
+
+def test_utm_rectangles_counts_names_areas_holes():
+    gdf = polygonize(scene(), utm_transform(), UTM, class_names=NAMES, nodata=NODATA)
+    assert len(gdf) == 4
+    assert list(gdf.columns) == ["class_id", "class_name", "area_m2", "geometry"]
+    assert gdf.crs.to_epsg() == 32636
+    assert pixel_counts(gdf) == EXPECTED_PX
+    assert dict(zip(gdf.class_id, gdf.class_name, strict=True)) == {1: "building", 2: "road"}
+    # Geodesic vs UTM: 1/k0² = 1.0008 on the central meridian, so 0.5% is safe and tight.
+    px = np.round(gdf.geometry.area / PIX**2)
+    np.testing.assert_allclose(gdf.area_m2, px * PIX**2, rtol=5e-3)
+    holed = gdf[np.isclose(px, 3100)].geometry.iloc[0]
+    assert len(holed.interiors) == 1
+    assert shapely.Polygon(holed.interiors[0]).area == pytest.approx(100 * PIX**2)
+    assert gdf.geometry.is_valid.all()
+    assert gdf.class_id.dtype.kind == "i" and gdf.area_m2.dtype.kind == "f"
+
+
+def test_web_mercator_area_is_true_ground_area():
+    mask, transform = scene(), mercator_transform()
+    gdf = polygonize(mask, transform, "EPSG:3857", nodata=NODATA)
+    assert len(gdf) == 4 and gdf.crs.to_epsg() == 3857
+    # Independent reference: the same vertices projected to local UTM, planar area.
+    reference = gdf.to_crs(UTM).geometry.area.to_numpy()
+    np.testing.assert_allclose(gdf.area_m2, reference, rtol=5e-3)
+    # A 1 m Mercator pixel at 60°N covers ~0.25 m²: planar 3857 area is ~4x too large.
+    planar = gdf.geometry.area.to_numpy()
+    assert np.all(planar / gdf.area_m2 > 3.5)
+    assert np.all(np.abs(gdf.area_m2 - planar) > 0.5 * planar)
+
+
+def test_geographic_crs_area():
+    transform = Affine(1e-5, 0, 33.0, 0, -1e-5, 60.0)
+    gdf = polygonize(scene(), transform, "EPSG:4326", nodata=NODATA)
+    reference = gdf.to_crs(UTM).geometry.area.to_numpy()
+    np.testing.assert_allclose(gdf.area_m2, reference, rtol=5e-3)
+
+
+@pytest.mark.parametrize(
+    ("crs", "transform"), [(UTM, utm_transform()), ("EPSG:3857", mercator_transform())]
+)
+def test_rasterize_back_iou(crs, transform):
+    mask = scene()
+    gdf = polygonize(mask, transform, crs, nodata=NODATA)
+    for cid in (1, 2):
+        shapes = gdf[gdf.class_id == cid].geometry
+        back = rasterio.features.rasterize(
+            [(g, 1) for g in shapes], out_shape=mask.shape, transform=transform, dtype="uint8"
+        ).astype(bool)
+        truth = mask == cid
+        iou = (back & truth).sum() / (back | truth).sum()
+        assert iou >= 0.99, (cid, iou)
+
+
+def test_background_and_nodata_skipped_unless_listed():
+    mask, tr = scene(), utm_transform()
+    gdf = polygonize(mask, tr, UTM, nodata=NODATA)
+    assert set(gdf.class_id) == {1, 2}
+    gdf = polygonize(mask, tr, UTM, nodata=NODATA, classes=[0, NODATA])
+    assert set(gdf.class_id) == {0, NODATA}
+    assert gdf[gdf.class_id == NODATA].geometry.area.sum() == pytest.approx(100 * PIX**2)
+    assert set(gdf[gdf.class_id == 0].class_name) == {"class_0"}
+
+
+def test_classes_filter_and_min_area():
+    mask, tr = scene(), utm_transform()
+    gdf = polygonize(mask, tr, UTM, nodata=NODATA, classes=[2])
+    assert set(gdf.class_id) == {2} and len(gdf) == 2
+    gdf = polygonize(mask, tr, UTM, nodata=NODATA, min_area_m2=10.0)
+    assert pixel_counts(gdf) == EXPECTED_PX - {(2, 4)}
+    assert (gdf.area_m2 >= 10.0).all()
+    assert list(gdf.index) == list(range(len(gdf)))
+    assert polygonize(mask, tr, UTM, nodata=NODATA, min_area_m2=1e9).empty
+
+
+def test_empty_result_has_schema():
+    gdf = polygonize(np.zeros((5, 5), np.uint8), utm_transform(), UTM)
+    assert gdf.empty and list(gdf.columns) == ["class_id", "class_name", "area_m2", "geometry"]
+    assert gdf.crs.to_epsg() == 32636
+
+
+def test_connectivity_8_gives_valid_single_region():
+    mask = np.zeros((4, 4), np.uint8)
+    mask[0, 0] = mask[1, 1] = mask[2, 2] = 1
+    assert len(polygonize(mask, utm_transform(), UTM)) == 3
+    gdf = polygonize(mask, utm_transform(), UTM, connectivity=8)
+    assert len(gdf) == 1 and gdf.geometry.is_valid.all()
+    assert gdf.area_m2.iloc[0] == pytest.approx(3 * PIX**2, rel=5e-3)
+
+
+def test_other_dtypes():
+    mask = scene().astype(np.int64)
+    gdf = polygonize(mask, utm_transform(), UTM, nodata=NODATA)
+    assert pixel_counts(gdf) == EXPECTED_PX
+    fmask = scene().astype(np.float32)
+    fmask[fmask == NODATA] = np.nan
+    assert pixel_counts(polygonize(fmask, utm_transform(), UTM)) == EXPECTED_PX
+    with pytest.raises(GeounetError):
+        polygonize(fmask + 0.5, utm_transform(), UTM)
+
+
+def test_raster_names_from_tag_and_nodata_from_file(tmp_path):
+    path = write_tif(tmp_path / "m.tif", scene(), tags={"GEOUNET_CLASSES": json.dumps(NAMES)})
+    gdf = polygonize_raster(path)
+    assert pixel_counts(gdf) == EXPECTED_PX  # nodata 255 read from the file and skipped
+    assert dict(zip(gdf.class_id, gdf.class_name, strict=True)) == {1: "building", 2: "road"}
+    assert gdf.crs.to_epsg() == 32636
+    gdf = polygonize_raster(path, classes=[1], class_names=["bg", "house"], min_area_m2=100)
+    assert list(gdf.class_name) == ["house"] and len(gdf) == 1
+
+
+def test_raster_default_names(tmp_path):
+    gdf = polygonize_raster(write_tif(tmp_path / "m.tif", scene()))
+    assert dict(zip(gdf.class_id, gdf.class_name, strict=True)) == {1: "class_1", 2: "class_2"}
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.tif"
+    with pytest.raises(InputFileNotFoundError, match=re.escape(str(path))) as exc:
+        polygonize_raster(path)
+    assert isinstance(exc.value, FileNotFoundError)
+
+
+def test_not_a_raster(tmp_path):
+    path = tmp_path / "fake.tif"
+    path.write_text("not a raster")
+    with pytest.raises(InvalidRasterError, match=re.escape(str(path))) as exc:
+        polygonize_raster(path)
+    assert isinstance(exc.value, ValueError)
+
+
+def test_raster_without_crs(tmp_path):
+    path = write_tif(tmp_path / "nocrs.tif", scene(), crs=None)
+    with pytest.raises(InvalidRasterError, match=re.escape(str(path)) + ".*no CRS"):
+        polygonize_raster(path)
+
+
+def test_multiband_and_bad_tag(tmp_path):
+    path = tmp_path / "rgb.tif"
+    profile = dict(driver="GTiff", width=4, height=4, count=3, dtype="uint8", crs=UTM)
+    with rasterio.open(path, "w", transform=utm_transform(), **profile) as dst:
+        dst.write(np.zeros((3, 4, 4), np.uint8))
+    with pytest.raises(InvalidRasterError, match=r"rgb\.tif.*3"):
+        polygonize_raster(path)
+    bad = write_tif(tmp_path / "bad.tif", scene(), tags={"GEOUNET_CLASSES": "building"})
+    with pytest.raises(InvalidRasterError, match="GEOUNET_CLASSES"):
+        polygonize_raster(bad)
+
+
+def test_geodesic_area_subtracts_holes_whatever_their_winding():
+    from geounet.vectorize import geodesic_area_m2
+
+    x0, y0 = UTM_ORIGIN
+    shell = [(x0, y0), (x0 + 10, y0), (x0 + 10, y0 + 10), (x0, y0 + 10)]  # CCW
+    hole = [(x0 + 2, y0 + 2), (x0 + 4, y0 + 2), (x0 + 4, y0 + 4), (x0 + 2, y0 + 4)]  # CCW too
+    area = geodesic_area_m2([shapely.Polygon(shell, [hole])], UTM)
+    assert area[0] == pytest.approx(96.0, rel=5e-3)
+    assert geodesic_area_m2([], UTM).shape == (0,)
+
+
+def test_import_is_light():
+    code = "import sys, geounet.vectorize; print('rasterio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
