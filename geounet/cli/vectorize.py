@@ -28,9 +28,9 @@ def vectorize(mask: str, output: str, classes: str | None, min_area: float) -> N
     if classes:
         try:
             ids = [int(c) for c in classes.split(",")]
-        except ValueError:
+        except ValueError as exc:
             raise click.BadParameter(
                 "use comma-separated integers, e.g. 1,2", param_hint="--classes"
-            )
+            ) from exc
     gdf = run(mask, output, classes=ids, min_area_m2=min_area)
     click.echo(f"{output}  ({len(gdf)} polygons)")
