@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Any, Literal
 import yaml
 
 from geounet.errors import ConfigError, InputFileNotFoundError
+
+_YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 @dataclass
@@ -55,6 +58,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 10
+    augment: bool = True
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
@@ -116,7 +120,9 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     node = raw
     *parents, leaf = key.strip().split(".")
     for part in parents:
-        node = node.setdefault(part, {})
+        if node.get(part) is None:  # missing, or an empty section in the YAML file
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise ConfigError(f"--set {item!r}: {part!r} is not a section")
     node[leaf] = value
@@ -124,6 +130,8 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
 
 def _build(cls: type, raw: Any, prefix: str) -> Any:
     where = prefix.rstrip(".") or "the config"
+    if raw is None and prefix:  # a section left empty in the YAML file ("train:")
+        raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
@@ -173,6 +181,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
         return dict(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
+        # YAML 1.1 (PyYAML) reads exponents without a dot, such as 1e-4, as strings.
         return float(value)
     if hint is Any or (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
         return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,9 +35,9 @@ def spatial_split(
 ) -> SpatialSplit:
     """Cut each scene's labelled area into train | val | test strips along its long axis.
 
-    Strips are disjoint rectangles, so any window drawn inside the train strip shares
-    no pixel with validation or test. The test strip (if any) lies at the far end,
-    the validation strip just before it.
+    Strips are disjoint rectangles with edges on the first image's pixel grid, so any
+    window drawn inside the train strip shares no pixel with validation or test. The
+    test strip (if any) lies at the far end, the validation strip just before it.
 
     Args:
         dataset: The image-label intersection dataset.
@@ -50,14 +51,18 @@ def spatial_split(
     Raises:
         DataError: If a strip would be smaller than ``min_size``.
     """
+    snap = _grid_snapper(dataset)
     train, val, test = [], [], []
     for geom in dataset.index.geometry:
         xmin, ymin, xmax, ymax = geom.bounds
+        xmin, xmax = snap(xmin, 0, math.ceil), snap(xmax, 0, math.floor)
+        ymin, ymax = snap(ymin, 1, math.ceil), snap(ymax, 1, math.floor)
         horizontal = (xmax - xmin) >= (ymax - ymin)
         lo, hi = (xmin, xmax) if horizontal else (ymin, ymax)
         length = hi - lo
-        cut_test = hi - test_fraction * length
-        cut_val = cut_test - val_fraction * length
+        axis = 0 if horizontal else 1
+        cut_test = snap(hi - test_fraction * length, axis, round)
+        cut_val = snap(cut_test - val_fraction * length, axis, round)
         pieces = [(lo, cut_val), (cut_val, cut_test)]
         if test_fraction > 0:
             pieces.append((cut_test, hi))
@@ -79,6 +84,24 @@ def spatial_split(
         if test_fraction > 0:
             test.append(boxes[2])
     return SpatialSplit(train, val, test)
+
+
+def _grid_snapper(dataset: GeoDataset):
+    """A function moving a coordinate onto the pixel grid of the dataset's first image.
+
+    Split edges on the grid keep every window pixel-aligned (no resampling) and make
+    the strips share no pixel.
+    """
+    images = getattr(dataset, "datasets", [dataset])[0]
+    x, y, _ = images.bounds
+    origin = (x.start, y.stop)  # top-left corner: rasterio grids grow right and down
+    res = dataset.res
+
+    def snap(value: float, axis: int, rounding) -> float:
+        steps = (value - origin[axis]) / res[axis]
+        return origin[axis] + rounding(round(steps, 6)) * res[axis]
+
+    return snap
 
 
 class MixedSampler(Sampler):
@@ -125,10 +148,14 @@ def grid_sampler(dataset: GeoDataset, rois: Sequence[Polygon], *, size: int) -> 
 def fitting_tile(rois: Sequence[Polygon], res: float, tile: int, multiple: int = 32) -> int:
     """The largest window size <= ``tile`` (a multiple of ``multiple``) fitting every region."""
     smallest = min(min(r.bounds[2] - r.bounds[0], r.bounds[3] - r.bounds[1]) for r in rois)
-    fit = min(tile, int(smallest / res) // multiple * multiple)
+    pixels = int(smallest / res)
+    if tile < multiple and tile <= pixels:
+        return tile  # a tile below ``multiple`` was asked for and fits as it is
+    fit = min(tile, pixels // multiple * multiple)
     if fit < multiple:
         raise DataError(
-            f"a split region is only {smallest / res:.0f} px wide; need at least {multiple}. "
+            f"a split region is only {smallest / res:.0f} px wide; "
+            f"need at least {min(tile, multiple)}. "
             "Use more labelled area or a larger data.val_fraction"
         )
     return fit

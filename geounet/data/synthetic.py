@@ -61,7 +61,8 @@ def _fbm(rng: np.random.Generator, shape: tuple[int, int], cell: float, octaves:
         fy, fx = ys - y0, xs - x0
         fy, fx = fy * fy * (3 - 2 * fy), fx * fx * (3 - 2 * fx)
         rows = grid[y0] * (1 - fy)[:, None] + grid[y0 + 1] * fy[:, None]
-        out += amp * (rows[:, x0] * (1 - fx) + rows[:, x0 + 1] * fx)
+        left = rows[:, x0]
+        out += amp * (left + (rows[:, x0 + 1] - left) * fx)
         amp, cell = amp * 0.5, cell / 2
     lo, hi = out.min(), out.max()
     return (out - lo) / max(hi - lo, 1e-6)
@@ -95,11 +96,14 @@ def _ground(rng, shape, px):
     fine = _fbm(rng, shape, 0.8 * px, 2)[..., None]
     grass = np.array([84, 108, 56], np.float32) * (1 - dry[..., None] * 0.45)
     grass += np.array([140, 132, 86], np.float32) * dry[..., None] * 0.45
-    t = np.clip((veg - 0.32) / 0.25, 0, 1)[..., None]
-    img = np.array([158, 102, 72], np.float32) * (1 - t) + grass * t
-    img *= 0.82 + 0.36 * fine
-    ys, xs = np.arange(h)[:, None] + 0.5, np.arange(w)[None, :] + 0.5
-    wobble = (_fbm(rng, shape, 30 * px, 2) - 0.5) * 2.5 * px
+    t = np.clip((veg - 0.26) / 0.22, 0, 1)[..., None]
+    img = np.array([154, 104, 78], np.float32) * (1 - t) + grass * t
+    shrub = np.clip((_fbm(rng, shape, 3 * px, 2)[..., None] - 0.6) / 0.2, 0, 1) * t
+    img *= (0.82 + 0.36 * fine) * (1 - 0.3 * shrub)
+    ys = np.arange(h, dtype=np.float32)[:, None] + 0.5
+    xs = np.arange(w, dtype=np.float32)[None, :] + 0.5
+    wobble = (_fbm(rng, shape, 30 * px, 2) - 0.5) * np.float32(2.5 * px)
+    fine = fine[..., 0]
     roads, base = [], rng.uniform(0, 180)
     for _ in range(max(1, round(rng.uniform(1.6, 3.0) * np.sqrt(h * w) / (307 * px)))):
         ang = (
@@ -109,14 +113,20 @@ def _ground(rng, shape, px):
         )
         ux, uy = np.cos(np.radians(ang)), np.sin(np.radians(ang))
         cx, cy, half = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(2.0, 4.0) * px
-        d = np.abs((xs - cx) * -uy + (ys - cy) * ux + wobble)
-        alpha = np.clip((half - d) / (0.8 * px) + 0.5, 0, 1)[..., None]
+        d = np.abs(
+            (xs - np.float32(cx)) * np.float32(-uy)
+            + (ys - np.float32(cy)) * np.float32(ux)
+            + wobble
+        )
+        rr, cc = np.nonzero(d < half + px)  # only touch the road corridor
+        d = d[rr, cc]
+        alpha = np.clip((half - d) / (0.8 * px) + 0.5, 0, 1)[:, None]
         if rng.random() < 0.65:  # murram road with darker wheel ruts
-            col = np.array([184, 120, 80], np.float32) * (0.9 + 0.2 * fine)
-            col *= 1 - 0.12 * np.exp(-(((d - half / 2) / (0.5 * px)) ** 2))[..., None]
+            col = np.array([184, 120, 80], np.float32) * (0.9 + 0.2 * fine[rr, cc])[:, None]
+            col *= 1 - 0.12 * np.exp(-(((d - half / 2) / (0.5 * px)) ** 2))[:, None]
         else:
-            col = np.array([98, 98, 102], np.float32) * (0.93 + 0.14 * fine)
-        img = img * (1 - alpha) + col * alpha
+            col = np.array([98, 98, 102], np.float32) * (0.93 + 0.14 * fine[rr, cc])[:, None]
+        img[rr, cc] = img[rr, cc] * (1 - alpha) + col * alpha
         far = (h + w) * 2
         line = shapely.LineString([(cx - ux * far, cy - uy * far), (cx + ux * far, cy + uy * far)])
         roads.append((line, half, ang))
@@ -230,7 +240,7 @@ def _trees(rng, img, veg, buildings, shape, px, sun, tex, n):
     rad = r[:, None] * (1 + 0.12 * rng.standard_normal((len(xy), 16)))
     ring = np.stack([xy[:, :1] + rad * np.cos(ang), xy[:, 1:] + rad * np.sin(ang)], axis=-1)
     crowns = list(shapely.polygons(ring))
-    _shadow(img, crowns, sun[None] * r[:, None] * 1.3, shape)
+    _shadow(img, crowns, sun[None] * r[:, None] * 1.1, shape)
     ids = _burn(crowns, shape)
     rr, cc = np.nonzero(ids)
     t = ids[rr, cc] - 1

@@ -80,11 +80,13 @@ def predict_scene(
     height, width = info.shape
     shape = (max(1, round(height / scale)), max(1, round(width / scale)))
     with open_raster(scene) as src:
+        # nodata reads as the band mean: neutral after normalization
         data, _ = read_window(
             src,
             Window(0, 0, width, height),
             indexes=indexes,
             out_shape=None if shape == info.shape else shape,
+            fill=meta.mean,
         )
         valid = src.dataset_mask() > 0
     if scale != 1.0:
@@ -92,7 +94,7 @@ def predict_scene(
 
     device = select_device(options.device)
     dtype = autocast_dtype(device, options.precision)
-    model = model.to(device).eval()
+    model = model.to(device).eval().use_channels_last()
     binary = meta.out_channels == 1
 
     def predict(batch: torch.Tensor) -> torch.Tensor:
@@ -102,11 +104,12 @@ def predict_scene(
 
     tile = options.tile or max(meta.tile_size, 512)
     overlap = options.overlap if options.overlap is not None else tile // 8
+    tiles = (min(tile, shape[0]), min(tile, shape[1]))
     probs = sliding_window_predict(
-        torch.from_numpy(data.astype(np.float32)),
+        torch.from_numpy(data),
         predict,
-        tile=tile,
-        overlap=overlap,
+        tile=tiles,
+        overlap=[min(overlap, t - 1) for t in tiles],
         batch_size=options.batch_size,
         blend=options.blend,
         progress=progress,

@@ -9,8 +9,11 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import rasterio.features
+import shapely
 from affine import Affine
 from rasterio.crs import CRS
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
 
 from geounet.errors import InputFileNotFoundError, InvalidVectorError
 
@@ -61,8 +64,18 @@ def read_labels(
     gdf = gdf[gdf["class_id"] > 0]
     if crs is not None:
         gdf = gdf.to_crs(crs)
-    gdf["geometry"] = gdf.geometry.make_valid()
+    # make_valid turns a digitising slip (a spike, a collapsed ring) into a collection
+    # holding lines or points, which rasterize would burn too: keep only the polygons.
+    gdf = gdf.assign(geometry=gdf.geometry.make_valid().apply(_polygonal))
+    gdf = gdf[~gdf.geometry.is_empty]
     return gdf[["class_id", "geometry"]]
+
+
+def _polygonal(geom: BaseGeometry) -> BaseGeometry:
+    if isinstance(geom, Polygon | MultiPolygon):
+        return geom
+    parts = [g for g in getattr(geom, "geoms", []) if isinstance(g, Polygon | MultiPolygon)]
+    return shapely.union_all(parts) if parts else Polygon()
 
 
 def _class_ids(
@@ -79,7 +92,17 @@ def _class_ids(
             f"{path}: no attribute {attribute!r}; available: {', '.join(map(str, gdf.columns))}"
         )
     column = gdf[attribute]
-    if column.dtype.kind in "iu":
+    if column.dtype.kind == "f":
+        # Integer ids read as floats: a real-valued field, or ints with missing values.
+        values = column.to_numpy()
+        bad = ~np.isfinite(values) | (values != np.round(values))
+        if bad.any():
+            raise InvalidVectorError(
+                f"{path}: {attribute!r} must hold integer class ids or class names; "
+                f"{int(bad.sum())} feature(s) hold {sorted(set(map(str, values[bad])))[:5]}"
+            )
+        ids = values.astype(np.int64)
+    elif column.dtype.kind in "iu":
         ids = column.to_numpy(dtype=np.int64)
     else:
         lookup = {name: i for i, name in enumerate(names or [])}

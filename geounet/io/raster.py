@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,22 +110,26 @@ def read_window(
     *,
     indexes: list[int] | None = None,
     out_shape: tuple[int, int] | None = None,
+    fill: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read a window that may extend past the raster, with its validity mask.
 
-    Pixels outside the raster or equal to the raster's nodata (or masked by an
-    internal mask band / alpha) are invalid; their values are 0.
+    As in GDAL's dataset mask, a pixel is invalid when it lies outside the raster or
+    when every band is nodata (or masked by an internal mask band / alpha). Masked
+    values of single bands are replaced by ``fill`` (0 by default).
 
     Args:
         src: An open rasterio dataset.
         window: The window in pixel coordinates; may be partly or wholly outside.
         indexes: 1-based band indexes to read (default: all).
         out_shape: Optional (height, width) to resample the window to (average
-            resampling for data, nearest for the mask).
+            resampling, which skips nodata).
+        fill: One value per band for masked values, e.g. the band means so that they
+            are neutral after normalization.
 
     Returns:
-        ``(data, valid)``: data of shape (bands, h, w) in the raster's dtype and a
-        boolean array (h, w) that is True where every band is valid.
+        ``(data, valid)``: data of shape (bands, h, w) (float32 when ``fill`` is given,
+        else the raster's dtype) and a boolean (h, w) array, True where any band is valid.
     """
     indexes = indexes or list(range(1, src.count + 1))
     h, w = out_shape or (int(window.height), int(window.width))
@@ -132,5 +137,11 @@ def read_window(
     if out_shape is not None:
         kwargs["resampling"] = rasterio.enums.Resampling.average
     data = src.read(indexes, window=window, boundless=True, masked=True, **kwargs)
-    valid = ~np.ma.getmaskarray(data).any(axis=0)
-    return np.ma.filled(data, 0), valid
+    masked = np.ma.getmaskarray(data)
+    valid = ~masked.all(axis=0)
+    if fill is None:
+        return np.ma.filled(data, 0), valid
+    values = np.asarray(data.data, dtype=np.float32)
+    fill_values = np.broadcast_to(np.asarray(fill, dtype=np.float32)[:, None, None], values.shape)
+    values[masked] = fill_values[masked]
+    return values, valid

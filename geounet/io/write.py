@@ -53,6 +53,13 @@ def write_class_map(
     dtype = class_dtype(len(class_names))
     nodata = np.iinfo(dtype).max if nodata is None else nodata
     colors = list(colors) if colors else default_colors(len(class_names))
+    if nodata < len(class_names):
+        raise ValueError(f"nodata {nodata} collides with class ids 0..{len(class_names) - 1}")
+    ids = classes[classes != nodata]
+    if ids.size and (ids.min() < 0 or ids.max() >= len(class_names)):
+        raise ValueError(
+            f"class ids {int(ids.min())}..{int(ids.max())} outside 0..{len(class_names) - 1}"
+        )
     profile = {
         "driver": "GTiff",
         "width": grid.width,

@@ -103,7 +103,7 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         resolution=[float(r) for r in dataset.res],
         crs=images.crs.to_wkt(),
     )
-    model = build_segmenter(meta)
+    model = build_segmenter(meta).use_channels_last()
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %s %s: %.2f M parameters", meta.architecture, meta.arguments, n_params / 1e6)
     task = SegmentationTask(
@@ -111,6 +111,7 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         len(data.classes),
         learning_rate=tcfg.learning_rate,
         weight_decay=tcfg.weight_decay,
+        augment=tcfg.augment,
     )
 
     loader_args = {

@@ -21,6 +21,7 @@ class SegmentationTask(L.LightningModule):
         num_classes: Number of classes including background.
         learning_rate: Adam's learning rate.
         weight_decay: Adam's weight decay.
+        augment: Random flips and 90-degree rotations of training batches.
     """
 
     def __init__(
@@ -30,8 +31,10 @@ class SegmentationTask(L.LightningModule):
         *,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
+        augment: bool = True,
     ) -> None:
         super().__init__()
+        self.augment = augment
         self.model = model
         self.num_classes = num_classes
         self.learning_rate = learning_rate
@@ -45,7 +48,10 @@ class SegmentationTask(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """One optimisation step on a batch of ``image`` / ``mask``."""
-        loss = self.loss(self(batch["image"]), batch["mask"])
+        image, mask = batch["image"], batch["mask"]
+        if self.augment:
+            image, mask = dihedral_augment(image, mask)
+        loss = self.loss(self(image), mask)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
@@ -69,6 +75,29 @@ class SegmentationTask(L.LightningModule):
         return torch.optim.Adam(
             self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
         )
+
+
+def dihedral_augment(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply one random flip/90-degree rotation (of the 8) per sample to images and masks.
+
+    Args:
+        image: (N, C, H, W) images.
+        mask: (N, H, W) class ids.
+
+    Returns:
+        The transformed ``(image, mask)``; non-square windows are only flipped.
+    """
+    square = image.shape[-1] == image.shape[-2]
+    images, masks = [], []
+    for img, msk in zip(image, mask, strict=True):
+        k = int(torch.randint(4 if square else 1, ()))
+        if torch.rand(()) < 0.5:
+            img, msk = img.flip(-1), msk.flip(-1)
+        if torch.rand(()) < 0.5 and not square:
+            img, msk = img.flip(-2), msk.flip(-2)
+        images.append(img.rot90(k, (-2, -1)))
+        masks.append(msk.rot90(k, (-2, -1)))
+    return torch.stack(images), torch.stack(masks)
 
 
 class BestModelSaver(L.Callback):

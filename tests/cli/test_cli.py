@@ -1,0 +1,138 @@
+"""End-to-end CLI tests: train -> predict -> vectorize on a generated scene, and errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+from geounet.cli import cli
+from geounet.data.synthetic import make_building_scene
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    code = "from geounet.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    root = tmp_path_factory.mktemp("scenes")
+    train = make_building_scene(root / "train.tif", root / "train.geojson", size=(320, 320), seed=3)
+    test = make_building_scene(
+        root / "test.tif",
+        root / "test.geojson",
+        size=(200, 232),
+        seed=4,
+        origin=(453000.0, 37000.0),
+    )
+    return train, test
+
+
+def test_train_predict_vectorize(scenes: tuple, tmp_path: Path) -> None:
+    train, test = scenes
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"data:\n  images: [{train.image_path}]\n  labels: {train.labels_path}\n"
+        "model:\n  arguments: {width: 4, depth: 2}\n"
+        "train:\n  tile_size: 64\n  batch_size: 4\n  samples_per_epoch: 8\n  max_epochs: 2\n"
+    )
+    run_dir = tmp_path / "run"
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["-q", "train", str(config), "--set", f"run_dir={run_dir}"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "best validation IoU" in result.output
+    model = run_dir / "model.safetensors"
+    assert model.exists()
+    assert (run_dir / "metrics.csv").read_text().startswith("epoch")
+    assert "max_epochs: 2" in (run_dir / "config.yaml").read_text()
+
+    mask = tmp_path / "mask.tif"
+    result = runner.invoke(
+        cli,
+        ["-q", "predict", str(model), str(test.image_path), "-o", str(mask)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    with rasterio.open(mask) as out, rasterio.open(test.image_path) as src:
+        assert (out.crs, out.transform, out.shape) == (src.crs, src.transform, src.shape)
+        assert json.loads(out.tags()["GEOUNET_CLASSES"]) == ["background", "building"]
+
+    vectors = tmp_path / "buildings.geojson"
+    result = runner.invoke(cli, ["vectorize", str(mask), "-o", str(vectors)])
+    assert result.exit_code == 0, result.output
+    collection = json.loads(vectors.read_text())
+    assert collection["type"] == "FeatureCollection"
+    for feature in collection["features"]:
+        assert feature["properties"]["class_name"] == "building"
+        assert feature["properties"]["area_m2"] > 0
+
+
+def test_predict_several_scenes_into_directory(scenes: tuple, tmp_path: Path) -> None:
+    from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
+
+    train, test = scenes
+    meta = ModelMeta(
+        architecture="unet",
+        arguments={"width": 4, "depth": 2},
+        in_channels=3,
+        out_channels=1,
+        classes=["background", "building"],
+        colors=[[0, 0, 0], [255, 0, 0]],
+        bands=["red", "green", "blue"],
+        mean=[100.0] * 3,
+        std=[50.0] * 3,
+        tile_size=64,
+    )
+    model = save_bundle(build_segmenter(meta), meta, tmp_path / "m.safetensors")
+    out = tmp_path / "masks"
+    result = CliRunner().invoke(
+        cli,
+        ["-q", "predict", str(model), str(train.image_path), str(test.image_path), "-o", str(out)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["test_mask.tif", "train_mask.tif"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["predict", "missing.safetensors", "x.tif", "-o", "y.tif"], "model file not found"),
+        (["vectorize", "missing.tif", "-o", "y.geojson"], "missing.tif"),
+        (["train", "missing.yaml"], "config file not found"),
+    ],
+)
+def test_user_errors_are_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
+    proc = _run(*[a if "missing" not in a else str(tmp_path / a) for a in args])
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("geounet: error:")
+    assert expected in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_config_key_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  max_epoch: 3\n")
+    proc = _run("train", str(config))
+    assert proc.returncode == 1
+    assert "train.max_epoch" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_lists_commands() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in ("train", "predict", "vectorize", "demo"):
+        assert name in result.output

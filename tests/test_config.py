@@ -1,0 +1,280 @@
+"""load_config: YAML + --set overrides, validated against the dataclass schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from geounet.config import Config, dump_config, load_config, require_training_inputs
+from geounet.errors import ConfigError, InputFileNotFoundError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _yaml(tmp_path, text: str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults():
+    config = load_config(None)
+    assert isinstance(config, Config)
+    assert config == Config()
+    assert config.data.classes == ["background", "building"]
+    assert config.data.images == []
+    assert config.train.tile_size == 256
+    assert config.train.max_epochs == 100
+    assert config.train.precision == "auto"
+    assert config.model.name == "unet"
+    assert config.run_dir == "runs/run"
+
+
+def test_yaml_values(tmp_path):
+    path = _yaml(
+        tmp_path,
+        """
+data:
+  images: [a.tif, b.tif]
+  labels: labels.gpkg
+  classes: [background, building, road]
+  bands: [3, 2, 1]
+  resolution: 0.3
+model:
+  name: unet
+  arguments: {width: 16, depth: 3}
+train:
+  max_epochs: 7
+  learning_rate: 0.01
+  precision: bf16
+run_dir: runs/x
+""",
+    )
+    config = load_config(path)
+    assert config.data.images == ["a.tif", "b.tif"]
+    assert config.data.labels == "labels.gpkg"
+    assert config.data.classes == ["background", "building", "road"]
+    assert config.data.bands == [3, 2, 1]
+    assert config.data.resolution == 0.3
+    assert config.model.arguments == {"width": 16, "depth": 3}
+    assert config.train.max_epochs == 7
+    assert config.train.learning_rate == 0.01
+    assert config.train.precision == "bf16"
+    assert config.run_dir == "runs/x"
+    # Untouched keys keep their defaults.
+    assert config.train.batch_size == 8
+    assert config.data.val_fraction == 0.2
+
+
+def test_empty_file_gives_defaults(tmp_path):
+    assert load_config(_yaml(tmp_path, "# nothing here\n")) == Config()
+
+
+def test_shipped_config_loads():
+    config = load_config(REPO / "configs" / "buildings.yaml")
+    assert config.data.classes == ["background", "building"]
+    assert config.train.tile_size == 256
+
+
+def test_overrides_nested_and_yaml_parsed(tmp_path):
+    path = _yaml(tmp_path, "train:\n  max_epochs: 50\n  batch_size: 4\n")
+    config = load_config(
+        path,
+        [
+            "train.max_epochs=5",
+            "data.images=[a.tif,b.tif]",
+            "model.arguments={width: 8}",
+            "train.max_minutes=1.5",
+            "data.label_attribute=kind",
+            "run_dir=runs/override",
+        ],
+    )
+    assert config.train.max_epochs == 5
+    assert config.train.batch_size == 4  # from the file, not overridden
+    assert config.data.images == ["a.tif", "b.tif"]
+    assert config.model.arguments == {"width": 8}
+    assert config.train.max_minutes == 1.5
+    assert config.data.label_attribute == "kind"
+    assert config.run_dir == "runs/override"
+
+
+def test_later_override_wins_and_null():
+    config = load_config(
+        None, ["train.max_minutes=3", "train.max_minutes=null", "train.seed=1", "train.seed=2"]
+    )
+    assert config.train.max_minutes is None
+    assert config.train.seed == 2
+
+
+def test_override_without_equals():
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["train.max_epochs"])
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("epochs=5", "epochs"),
+        ("train.epochs=5", "train.epochs"),
+        ("data.image=a.tif", "data.image"),
+        ("model.arguments.width=3", None),  # arguments is a free mapping: fine
+    ],
+)
+def test_unknown_keys_name_full_key(override, key):
+    if key is None:
+        assert load_config(None, [override]).model.arguments == {"width": 3}
+        return
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert f"'{key}'" in str(info.value)
+
+
+def test_unknown_key_in_file(tmp_path):
+    path = _yaml(tmp_path, "train:\n  max_epoch: 5\n")
+    with pytest.raises(ConfigError, match=r"'train\.max_epoch'"):
+        load_config(path)
+    path = _yaml(tmp_path, "trian:\n  max_epochs: 5\n")
+    with pytest.raises(ConfigError, match="'trian'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("train.max_epochs=abc", "train.max_epochs"),
+        ("train.batch_size=1.5", "train.batch_size"),
+        ("train.precision=fp64", "train.precision"),
+        ("train.max_epochs=true", "train.max_epochs"),
+        ("train.learning_rate=false", "train.learning_rate"),
+        ("train.learning_rate=fast", "train.learning_rate"),
+        ("data.images=[1, 2]", "data.images[0]"),
+        ("data.images={a: 1}", "data.images"),
+        ("data.bands=[1, x]", "data.bands"),
+        ("data.colors=[[0, 0, 0], red]", "data.colors"),
+        ("model.arguments=[1, 2]", "model.arguments"),
+        ("model.name=3", "model.name"),
+        ("train=5", "train"),
+        ("train.augment=1", "train.augment"),
+    ],
+)
+def test_wrong_types_name_the_key(override, key):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert key in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_int_accepted_for_float():
+    config = load_config(None, ["train.learning_rate=1", "data.resolution=2"])
+    assert config.train.learning_rate == 1.0
+    assert isinstance(config.train.learning_rate, float)
+    assert config.data.resolution == 2.0
+    assert isinstance(config.data.resolution, float)
+
+
+@pytest.mark.parametrize(("text", "value"), [("1e-4", 1e-4), ("5E-3", 5e-3), ("2.5e-2", 0.025)])
+def test_exponent_floats_accepted(tmp_path, text, value):
+    # PyYAML (YAML 1.1) reads "1e-4" as a string; a float key must still accept it.
+    assert load_config(None, [f"train.learning_rate={text}"]).train.learning_rate == value
+    path = _yaml(tmp_path, f"train:\n  learning_rate: {text}\n")
+    assert load_config(path).train.learning_rate == value
+
+
+def test_single_string_for_list_of_strings():
+    config = load_config(None, ["data.images=scene.tif"])
+    assert config.data.images == ["scene.tif"]
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("data.val_fraction=0", "data.val_fraction"),
+        ("data.val_fraction=1", "data.val_fraction"),
+        ("data.test_fraction=-0.1", "data.test_fraction"),
+        ("data.test_fraction=0.75", "data.test_fraction"),
+        ("data.classes=[background]", "data.classes"),
+        ("data.resolution=0", "data.resolution"),
+        ("train.tile_size=8", "train.tile_size"),
+        ("train.batch_size=0", "train.batch_size"),
+        ("train.max_epochs=0", "train.max_epochs"),
+        ("train.learning_rate=0", "train.learning_rate"),
+        ("train.max_minutes=0", "train.max_minutes"),
+        ("data.colors=[[0, 0, 0]]", "data.colors"),
+    ],
+)
+def test_invalid_values(override, key):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert key in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", "42\n"])
+def test_non_mapping_yaml(tmp_path, text):
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(_yaml(tmp_path, text))
+
+
+def test_section_not_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="train"):
+        load_config(_yaml(tmp_path, "train: [1, 2]\n"))
+
+
+def test_invalid_yaml(tmp_path):
+    path = _yaml(tmp_path, "train: {max_epochs: 5\n")
+    with pytest.raises(ConfigError, match="YAML") as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_config_file(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(InputFileNotFoundError) as info:
+        load_config(missing)
+    assert isinstance(info.value, FileNotFoundError)
+    assert str(missing) in str(info.value)
+
+
+def test_dump_config_round_trips(tmp_path):
+    config = load_config(
+        None,
+        [
+            "data.images=[a.tif, b.tif]",
+            "data.labels=l.gpkg",
+            "data.classes=[bg, building, road]",
+            "data.colors=[[0, 0, 0], [1, 2, 3], [4, 5, 6]]",
+            "data.resolution=0.25",
+            "model.arguments={width: 8, depth: 2}",
+            "train.learning_rate=1e-4",
+            "train.max_minutes=2.5",
+            "train.precision=fp16",
+        ],
+    )
+    path = tmp_path / "resolved.yaml"
+    dump_config(config, path)
+    again = load_config(path)
+    assert again == config
+    assert again.to_dict() == config.to_dict()
+    assert again.train.learning_rate == 1e-4
+
+
+def test_require_training_inputs(tmp_path):
+    with pytest.raises(ConfigError, match=r"data\.images"):
+        require_training_inputs(load_config(None))
+    with pytest.raises(ConfigError, match=r"data\.labels"):
+        require_training_inputs(load_config(None, ["data.images=a.tif"]))
+    image = tmp_path / "a.tif"
+    labels = tmp_path / "l.gpkg"
+    image.write_text("x")
+    config = load_config(None, [f"data.images={image}", f"data.labels={labels}"])
+    with pytest.raises(InputFileNotFoundError, match=r"l\.gpkg"):
+        require_training_inputs(config)
+    labels.write_text("x")
+    require_training_inputs(config)
+
+
+def test_empty_section_means_defaults(tmp_path):
+    # A section whose keys are all commented out is null in YAML.
+    path = _yaml(tmp_path, "train:\n  # max_epochs: 5\nmodel:\n")
+    assert load_config(path) == Config()
+    assert load_config(path, ["train.max_epochs=5"]).train.max_epochs == 5
