@@ -33,3 +33,7 @@ class ModelError(GeounetError, ValueError):
 
 class DataError(GeounetError, ValueError):
     """Training or prediction data are inconsistent (too small, no overlap, ...)."""
+
+
+class UnsupportedFormatError(GeounetError, ValueError):
+    """An output file extension names a format geounet cannot write."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import time
 import warnings
@@ -167,6 +168,7 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         trainer.fit(task, train_loader, val_loader)
         if saver.best is None:  # stopped by the time limit before any validation
             trainer.validate(task, val_loader, verbose=False)
+    _merge_epoch_rows(run_dir / "metrics.csv")
     return TrainResult(
         run_dir=run_dir,
         model_path=model_path,
@@ -176,6 +178,25 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         epochs=trainer.current_epoch,
         seconds=time.perf_counter() - start,
     )
+
+
+def _merge_epoch_rows(path: Path) -> None:
+    """Rewrite Lightning's metrics CSV (train and val on separate rows) as one row per epoch."""
+    if not path.exists():
+        return
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    merged: dict[str, dict[str, str]] = {}
+    for row in rows:
+        target = merged.setdefault(row["epoch"], {})
+        target.update({k: v for k, v in row.items() if v != ""})
+    fields = list(rows[0].keys())
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(merged.values())
 
 
 def _lightning_precision(device: torch.device, precision: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from geounet.data.augment import dihedral, photometric
 from geounet.models.segmenter import Segmenter
 from geounet.train.losses import SegmentationLoss
 from geounet.train.metrics import ConfusionMatrix, predicted_classes
@@ -21,7 +22,8 @@ class SegmentationTask(L.LightningModule):
         num_classes: Number of classes including background.
         learning_rate: Adam's learning rate.
         weight_decay: Adam's weight decay.
-        augment: Random flips and 90-degree rotations of training batches.
+        augment: Random flips, 90-degree rotations and photometric jitter of training
+            batches.
     """
 
     def __init__(
@@ -50,7 +52,8 @@ class SegmentationTask(L.LightningModule):
         """One optimisation step on a batch of ``image`` / ``mask``."""
         image, mask = batch["image"], batch["mask"]
         if self.augment:
-            image, mask = dihedral_augment(image, mask)
+            image, mask = dihedral(image, mask)
+            image = photometric(image)
         loss = self.loss(self(image), mask)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
@@ -75,29 +78,6 @@ class SegmentationTask(L.LightningModule):
         return torch.optim.Adam(
             self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
         )
-
-
-def dihedral_augment(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply one random flip/90-degree rotation (of the 8) per sample to images and masks.
-
-    Args:
-        image: (N, C, H, W) images.
-        mask: (N, H, W) class ids.
-
-    Returns:
-        The transformed ``(image, mask)``; non-square windows are only flipped.
-    """
-    square = image.shape[-1] == image.shape[-2]
-    images, masks = [], []
-    for img, msk in zip(image, mask, strict=True):
-        k = int(torch.randint(4 if square else 1, ()))
-        if torch.rand(()) < 0.5:
-            img, msk = img.flip(-1), msk.flip(-1)
-        if torch.rand(()) < 0.5 and not square:
-            img, msk = img.flip(-2), msk.flip(-2)
-        images.append(img.rot90(k, (-2, -1)))
-        masks.append(msk.rot90(k, (-2, -1)))
-    return torch.stack(images), torch.stack(masks)
 
 
 class BestModelSaver(L.Callback):

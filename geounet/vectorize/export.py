@@ -12,7 +12,7 @@ import geopandas as gpd
 import shapely
 from pyproj import CRS
 
-from geounet.errors import GeounetError, InvalidVectorError
+from geounet.errors import GeounetError, InvalidVectorError, UnsupportedFormatError
 from geounet.io.atomic import atomic_output
 
 DRIVERS = {
@@ -24,10 +24,6 @@ DRIVERS = {
     ".shp": "ESRI Shapefile",
 }
 _SHP_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx")
-
-
-class UnsupportedFormatError(GeounetError, ValueError):
-    """The output extension names no supported vector format."""
 
 
 def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *, crs: Any = None) -> Path:

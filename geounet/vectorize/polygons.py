@@ -27,8 +27,8 @@ from pyproj import CRS, Geod, Transformer
 from rasterio.errors import RasterioIOError
 
 from geounet.errors import DataError, InputFileNotFoundError, InvalidRasterError
+from geounet.io.write import CLASSES_TAG
 
-CLASSES_TAG = "GEOUNET_CLASSES"
 COLUMNS = ("class_id", "class_name", "area_m2")
 _GEOD = Geod(ellps="WGS84")
 _WGS84 = CRS.from_epsg(4326)
