@@ -33,7 +33,7 @@ class DataConfig:
     classes: list[str] = field(default_factory=lambda: ["background", "building"])
     colors: list[list[int]] | None = None
     bands: list[int] | None = None
-    resolution: float | None = None
+    resolution: float | None = None  # metres on the ground; None = the images' own
     val_fraction: float = 0.2
     test_fraction: float = 0.0
 
@@ -59,6 +59,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     patience: int = 10
     augment: bool = True
+    schedule: Literal["plateau", "none"] = "plateau"
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"

@@ -53,10 +53,40 @@ class SceneImages(RasterDataset):
 
 
 class RasterLabels(RasterDataset):
-    """A mask raster of class ids (nearest-neighbour resampling)."""
+    """A mask raster of class ids (nearest-neighbour resampling).
+
+    For two-class tasks any non-zero value is the foreground, so 0/255 masks work.
+    """
 
     filename_glob = "*"
     is_image = False
+
+    def __init__(self, path: str | os.PathLike[str], *, crs: CRS, res, classes: Sequence[str]):
+        self.binary = len(classes) == 2
+        if not self.binary:
+            _check_label_values(path, len(classes))
+        super().__init__(str(path), crs=crs, res=res)
+
+    def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
+        """The mask within ``query``; binarized for two-class tasks."""
+        sample = super().__getitem__(query)
+        if self.binary:
+            sample["mask"] = (sample["mask"] > 0).long()
+        return sample
+
+
+def _check_label_values(path: str | os.PathLike[str], n_classes: int) -> None:
+    """Refuse label rasters holding ids outside ``0..n_classes-1`` (checked on an overview)."""
+    with rasterio.open(path) as src:
+        scale = max(1, max(src.width, src.height) // 2048)
+        shape = (max(1, src.height // scale), max(1, src.width // scale))
+        values = np.unique(src.read(1, out_shape=shape))
+    bad = values[(values < 0) | (values >= n_classes)]
+    if bad.size:
+        raise DataError(
+            f"{path}: label values {bad[:5].tolist()} are not class ids 0..{n_classes - 1}; "
+            "fix the mask or list all classes in data.classes"
+        )
 
 
 class VectorLabels(VectorDataset):
@@ -138,7 +168,9 @@ def labelled_scenes(
     image_ds = SceneImages(images, res=res, bands=bands)
     if is_raster(labels):
         try:
-            label_ds = RasterLabels(str(labels), crs=image_ds.crs, res=image_ds.res)
+            label_ds = RasterLabels(labels, crs=image_ds.crs, res=image_ds.res, classes=classes)
+        except DataError:
+            raise
         except Exception as exc:
             raise InvalidRasterError(f"{labels}: cannot read the label raster ({exc})") from exc
     else:

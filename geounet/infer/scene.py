@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 import warnings
@@ -14,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from geounet.errors import DataError
@@ -146,23 +144,9 @@ def _check_bands(info: RasterInfo, meta: ModelMeta) -> list[int]:
     return list(range(1, info.count + 1))
 
 
-def ground_resolution(crs: CRS, res: tuple[float, float], lat: float = 0.0) -> float:
-    """Approximate mean pixel size in metres (degrees converted at latitude ``lat``)."""
-    if crs.is_geographic:
-        return math.sqrt(res[0] * 111_320 * math.cos(math.radians(lat)) * res[1] * 110_574)
-    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-    return math.sqrt(res[0] * res[1]) * factor
-
-
 def _scale(info: RasterInfo, meta: ModelMeta) -> float:
     """Factor by which to shrink the scene to reach the model's training resolution."""
-    if not meta.resolution or not meta.crs:
+    if not meta.ground_resolution_m:
         return 1.0
-    model_crs = CRS.from_wkt(meta.crs)
-    lat = 0.0
-    if info.crs.is_geographic:
-        lat = info.transform.f + info.transform.e * info.height / 2
-    scene_m = ground_resolution(info.crs, info.res, lat)
-    model_m = ground_resolution(model_crs, tuple(meta.resolution))
-    scale = model_m / scene_m
+    scale = meta.ground_resolution_m / info.ground_resolution
     return 1.0 if abs(scale - 1.0) < 0.05 else scale

@@ -36,6 +36,12 @@ class RasterInfo:
         return abs(self.transform.a), abs(self.transform.e)
 
     @property
+    def ground_resolution(self) -> float:
+        """Mean pixel size in metres on the ground at the raster's centre."""
+        cx, cy = self.transform * (self.width / 2, self.height / 2)
+        return ground_resolution(self.crs, self.res, (cx, cy))
+
+    @property
     def shape(self) -> tuple[int, int]:
         """(height, width) in pixels."""
         return self.height, self.width
@@ -145,3 +151,28 @@ def read_window(
     fill_values = np.broadcast_to(np.asarray(fill, dtype=np.float32)[:, None, None], values.shape)
     values[masked] = fill_values[masked]
     return values, valid
+
+
+def ground_resolution(crs: CRS, res: tuple[float, float], at: tuple[float, float]) -> float:
+    """Mean pixel size in metres on the WGS84 ellipsoid around a point.
+
+    Correct for any CRS: projected in metres or feet, Web Mercator (whose units
+    shrink with latitude) and geographic (degrees).
+
+    Args:
+        crs: The raster's CRS.
+        res: Pixel size (x, y) in CRS units.
+        at: A point (x, y) in CRS coordinates, usually the raster's centre.
+
+    Returns:
+        The geometric mean of the ground pixel width and height, in metres.
+    """
+    from pyproj import Geod, Transformer
+
+    to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    x, y = at
+    lons, lats = to_lonlat.transform([x, x + res[0], x], [y, y, y + res[1]])
+    geod = Geod(ellps="WGS84")
+    _, _, width = geod.inv(lons[0], lats[0], lons[1], lats[1])
+    _, _, height = geod.inv(lons[0], lats[0], lons[2], lats[2])
+    return float(np.sqrt(width * height))

@@ -38,6 +38,7 @@ class ModelMeta:
     tile_size: int
     resolution: list[float] | None = None
     crs: str | None = None
+    ground_resolution_m: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     geounet_version: str = __version__
     format_version: int = FORMAT_VERSION

@@ -19,6 +19,7 @@ from geounet.config import Config, dump_config, require_training_inputs
 from geounet.data.datasets import labelled_scenes
 from geounet.data.splits import fitting_tile, grid_sampler, random_sampler, spatial_split
 from geounet.data.stats import band_statistics
+from geounet.io.raster import raster_info
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
 from geounet.runtime import autocast_dtype, select_device
@@ -67,7 +68,7 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         data.images,
         data.labels,
         classes=data.classes,
-        res=data.resolution,
+        res=_crs_resolution(data.images[0], data.resolution),
         bands=data.bands,
         class_attribute=data.label_attribute,
         label_layer=data.label_layer,
@@ -103,6 +104,9 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         tile_size=train_tile,
         resolution=[float(r) for r in dataset.res],
         crs=images.crs.to_wkt(),
+        ground_resolution_m=images.infos[0].ground_resolution
+        * dataset.res[0]
+        / images.infos[0].res[0],
     )
     model = build_segmenter(meta).use_channels_last()
     n_params = sum(p.numel() for p in model.parameters())
@@ -113,6 +117,7 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         learning_rate=tcfg.learning_rate,
         weight_decay=tcfg.weight_decay,
         augment=tcfg.augment,
+        schedule=tcfg.schedule,
     )
 
     loader_args = {
@@ -178,6 +183,15 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         epochs=trainer.current_epoch,
         seconds=time.perf_counter() - start,
     )
+
+
+def _crs_resolution(image: str, metres: float | None) -> tuple[float, float] | None:
+    """The pixel size in the first image's CRS units that is ``metres`` on the ground."""
+    if metres is None:
+        return None
+    info = raster_info(image)
+    factor = metres / info.ground_resolution
+    return (info.res[0] * factor, info.res[1] * factor)
 
 
 def _merge_epoch_rows(path: Path) -> None:

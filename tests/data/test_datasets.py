@@ -71,6 +71,24 @@ def test_raster_mask_labels(tmp_path: Path) -> None:
     np.testing.assert_array_equal(sample["image"].numpy(), image.astype(np.float32))
 
 
+def test_binary_0_255_mask_labels_become_0_1(tmp_path: Path) -> None:
+    img = write_geotiff(tmp_path / "scene.tif", np.zeros((3, 64, 64), dtype=np.uint8))
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    mask[8:20, 30:60] = 255
+    labels = write_geotiff(tmp_path / "mask.tif", mask)
+    ds = labelled_scenes([img], labels, classes=["background", "building"])
+    np.testing.assert_array_equal(_read(ds, 0, 0, 64)["mask"].numpy(), (mask > 0).astype(int))
+
+
+def test_multiclass_mask_with_unknown_ids_is_refused(tmp_path: Path) -> None:
+    img = write_geotiff(tmp_path / "scene.tif", np.zeros((3, 64, 64), dtype=np.uint8))
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    mask[:10] = 7
+    labels = write_geotiff(tmp_path / "mask.tif", mask)
+    with pytest.raises(DataError, match=r"mask.tif: label values \[7\]"):
+        labelled_scenes([img], labels, classes=["background", "a", "b"])
+
+
 def test_class_attribute_names_map_to_ids(tmp_path: Path) -> None:
     image = np.full((3, 64, 64), 50, dtype=np.uint8)
     img = write_geotiff(tmp_path / "scene.tif", image)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 from conftest import DEFAULT_CRS, make_geotiff
+from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from geounet.errors import GeounetError, InputFileNotFoundError, InvalidRasterError
@@ -215,3 +216,21 @@ def test_make_geotiff_roundtrip(tmp_path, rng):
         np.testing.assert_array_equal(src.read(), data)
         assert src.nodata == 0
         assert src.transform == rasterio.Affine(10, 0, 100, 0, -10, 200)
+
+
+def test_ground_resolution_is_metres_in_any_crs() -> None:
+    from geounet.io.raster import ground_resolution
+
+    # 1 m UTM pixels: 1 m within the UTM scale factor
+    assert ground_resolution(CRS.from_epsg(32636), (1.0, 1.0), (500_000, 38_000)) == pytest.approx(
+        1.0, rel=1e-3
+    )
+    # Web Mercator units shrink with latitude: 1 unit at 60 N is 0.5 m
+    y60 = 8_399_737.89  # northing of 60 N in EPSG:3857
+    assert ground_resolution(CRS.from_epsg(3857), (1.0, 1.0), (0, y60)) == pytest.approx(
+        0.5, rel=1e-2
+    )
+    # geographic degrees: 1e-5 deg at the equator is about 1.1 m
+    assert ground_resolution(CRS.from_epsg(4326), (1e-5, 1e-5), (30.0, 0.0)) == pytest.approx(
+        1.108, rel=1e-2
+    )
