@@ -26,7 +26,9 @@ _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 class DataConfig:
     """Where the imagery and labels are and how to read them."""
 
-    images: list[str] = field(default_factory=list)
+    # each entry: one raster, or a list of co-registered rasters stacked as channels
+    # (pre/post images, several dates)
+    images: list[str | list[str]] = field(default_factory=list)
     labels: str = ""
     label_attribute: str | None = None
     label_layer: str | None = None
@@ -173,7 +175,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return value
     if origin is list:
         if not isinstance(value, list):
-            if args and args[0] is str and isinstance(value, str):
+            element = args[0] if args else None
+            if isinstance(value, str) and (element is str or str in typing.get_args(element)):
                 return [value]
             raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
         return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
@@ -230,7 +233,10 @@ def require_training_inputs(config: Config) -> None:
         raise ConfigError("config key 'data.images' is empty; list one or more GeoTIFFs")
     if not config.data.labels:
         raise ConfigError("config key 'data.labels' is empty; give a vector file or a mask raster")
-    for p in [*config.data.images, config.data.labels]:
+    files = [
+        f for entry in config.data.images for f in ([entry] if isinstance(entry, str) else entry)
+    ]
+    for p in [*files, config.data.labels]:
         if not Path(p).exists():
             raise InputFileNotFoundError(f"{p}: file not found (check data.images / data.labels)")
 

@@ -14,6 +14,8 @@ COMMANDS = {
     "train": ("geounet.cli.train", "train"),
     "predict": ("geounet.cli.predict", "predict"),
     "vectorize": ("geounet.cli.vectorize", "vectorize"),
+    "models": ("geounet.cli.models", "models"),
+    "info": ("geounet.cli.models", "info"),
     "demo": ("geounet.cli.demo", "demo"),
 }
 

@@ -42,7 +42,11 @@ def predict(
     device: str,
     precision: str,
 ) -> None:
-    """Segment SCENES with MODEL; write class maps on the scenes' grids (COG)."""
+    """Segment SCENES with MODEL; write class maps on the scenes' grids (COG).
+
+    For models trained on stacked dates (pre/post disaster, several dates), give each
+    scene's co-registered rasters comma-separated: pre.tif,post.tif.
+    """
     from tqdm import tqdm
 
     from geounet.infer.scene import PredictOptions, predict_scene
@@ -57,9 +61,12 @@ def predict(
         precision=precision,
         resample=not no_resample,
     )
-    outputs = _outputs(scenes, Path(output))
-    for scene, out in zip(scenes, outputs, strict=True):
-        with tqdm(desc=Path(scene).name, unit="win", disable=not progress_enabled(ctx)) as bar:
+    stacks = [s.split(",") if "," in s else [s] for s in scenes]
+    outputs = _outputs([stack[0] for stack in stacks], Path(output))
+    for stack, out in zip(stacks, outputs, strict=True):
+        scene = stack if len(stack) > 1 else stack[0]
+        name = Path(stack[0]).name
+        with tqdm(desc=name, unit="win", disable=not progress_enabled(ctx)) as bar:
 
             def progress(done: int, total: int, bar: tqdm = bar) -> None:
                 bar.total = total
@@ -70,7 +77,7 @@ def predict(
         click.echo(f"{result.path}  ({share} px; {result.seconds:.1f} s)")
 
 
-def _outputs(scenes: tuple[str, ...], output: Path) -> list[Path]:
+def _outputs(scenes: list[str], output: Path) -> list[Path]:
     if len(scenes) == 1 and not output.is_dir():
         return [output]
     output.mkdir(parents=True, exist_ok=True)

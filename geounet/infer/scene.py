@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from rasterio.windows import Window
 from geounet.errors import DataError
 from geounet.infer.sliding import sliding_window_predict
 from geounet.io.raster import RasterInfo, open_raster, raster_info, read_window
+from geounet.io.stack import stack_rasters
 from geounet.io.write import write_class_map
 from geounet.models.bundle import ModelMeta
 from geounet.models.segmenter import Segmenter
@@ -52,7 +54,7 @@ class PredictResult:
 def predict_scene(
     model: Segmenter,
     meta: ModelMeta,
-    scene: str | os.PathLike[str],
+    scene: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     options: PredictOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -62,7 +64,8 @@ def predict_scene(
     Args:
         model: The trained model.
         meta: Its bundle metadata (bands, classes, resolution, tile size).
-        scene: Input GeoTIFF.
+        scene: Input GeoTIFF, or a list of co-registered rasters (pre/post, dates) that
+            are stacked as channels as in training.
         out: Output class-map GeoTIFF (COG, written atomically).
         options: Tile, overlap, batch size, device, precision, resampling.
         progress: Called as ``progress(done, total)`` over windows.
@@ -70,6 +73,10 @@ def predict_scene(
     Returns:
         A :class:`PredictResult`.
     """
+    if not isinstance(scene, str | os.PathLike):
+        with tempfile.TemporaryDirectory() as tmp:
+            stacked = stack_rasters(scene, Path(tmp) / "stack.vrt")
+            return predict_scene(model, meta, stacked, out, options, progress)
     start = time.perf_counter()
     options = options or PredictOptions()
     info = raster_info(scene)
@@ -130,18 +137,33 @@ def predict_scene(
 
 def _check_bands(info: RasterInfo, meta: ModelMeta) -> list[int]:
     """The 1-based band indexes of the scene to feed the model."""
-    if info.count != meta.in_channels:
+    if meta.band_indexes and info.count != meta.in_channels:
+        indexes = list(meta.band_indexes)
+        if max(indexes) > info.count:
+            raise DataError(
+                f"{info.path}: has {info.count} bands but the model reads bands {indexes}; "
+                "give a scene with the same bands as the training images"
+            )
+    elif info.count == meta.in_channels:
+        indexes = list(range(1, info.count + 1))
+    else:
+        hint = (
+            f"; this model takes {meta.timesteps} co-registered dates stacked as channels: "
+            "pass them together (comma-separated on the command line)"
+            if meta.timesteps > 1
+            else "; give a scene with the same bands as the training images"
+        )
         raise DataError(
             f"{info.path}: has {info.count} bands but the model expects {meta.in_channels} "
-            f"({', '.join(meta.bands)}); give a scene with the same bands as the training images"
+            f"({', '.join(meta.bands)}){hint}"
         )
-    named = [n for n in info.band_names if not n.startswith("band_")]
-    if len(named) == info.count and named != list(meta.bands):
+    named = [info.band_names[i - 1] for i in indexes]
+    if all(not n.startswith("band_") for n in named) and named != list(meta.bands):
         warnings.warn(
             f"{info.path}: band names {named} differ from the model's {meta.bands}",
             stacklevel=2,
         )
-    return list(range(1, info.count + 1))
+    return indexes
 
 
 def _scale(info: RasterInfo, meta: ModelMeta) -> float:

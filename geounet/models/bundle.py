@@ -24,7 +24,12 @@ FORMAT_VERSION = 1
 
 @dataclass
 class ModelMeta:
-    """Everything needed to rebuild and correctly apply a trained model."""
+    """Everything needed to rebuild and correctly apply a trained model.
+
+    ``bands`` names the input channels in order; stacked temporal inputs (``timesteps``
+    > 1) name them ``t0:red, t0:green, ..., t1:red, ...``. ``band_indexes`` are the
+    1-based bands of the source rasters used when training picked a subset.
+    """
 
     architecture: str
     arguments: dict[str, Any]
@@ -39,6 +44,8 @@ class ModelMeta:
     resolution: list[float] | None = None
     crs: str | None = None
     ground_resolution_m: float | None = None
+    timesteps: int = 1
+    band_indexes: list[int] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     geounet_version: str = __version__
     format_version: int = FORMAT_VERSION

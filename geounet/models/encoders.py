@@ -49,12 +49,23 @@ def smp_model(
     except (KeyError, ValueError) as exc:
         raise ModelError(f"{architecture} with encoder {encoder!r}: {exc}") from exc
     if encoder_weights is not None:
-        _load_encoder_weights(net.encoder, encoder_weights)
+        load_encoder_weights(net.encoder, encoder_weights)
     net.stride = int(getattr(net.encoder, "output_stride", 32))
     return net
 
 
-def _load_encoder_weights(encoder: nn.Module, path: str | os.PathLike[str]) -> None:
+def load_encoder_weights(encoder: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load a local state dict into an encoder, adapting the first convolution's bands.
+
+    Args:
+        encoder: The encoder module.
+        path: A ``.safetensors`` file, or a ``.pth``/``.pt`` state dict (read with
+            ``weights_only=True``: no arbitrary pickle).
+
+    Raises:
+        InputFileNotFoundError: If ``path`` is not a local file (nothing is downloaded).
+        ModelError: If the tensors do not fit the encoder.
+    """
     p = Path(path)
     if not p.exists():
         raise InputFileNotFoundError(

@@ -29,30 +29,40 @@ class Segmenter(nn.Module):
     def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.net = net
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.dims = int(getattr(net, "dims", 2))
+        shape = (1, -1) + (1,) * self.dims
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(shape))
         std_t = torch.tensor(std, dtype=torch.float32).clamp_min(1e-6)
-        self.register_buffer("std", std_t.view(1, -1, 1, 1))
+        self.register_buffer("std", std_t.view(shape))
         self.channels_last = False
 
     def use_channels_last(self, enabled: bool = True) -> Segmenter:
-        """Run convolutions in channels-last layout (about 2x faster on CPUs and GPUs)."""
+        """Run 2D convolutions in channels-last layout (about 2x faster on CPUs and GPUs)."""
+        if self.dims != 2:
+            return self
         self.channels_last = enabled
         fmt = torch.channels_last if enabled else torch.contiguous_format
         return self.to(memory_format=fmt)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Map raw images (N, C, H, W) to logits (N, K, H, W) of the same size."""
-        h, w = x.shape[-2:]
+        """Map raw images (N, C, *spatial) to logits (N, K, *spatial) of the same size."""
+        sizes = x.shape[2:]
         x = (x.float() - self.mean) / self.std
-        pad_h, pad_w = self._padding(h), self._padding(w)
-        if any(pad_h + pad_w):
-            x = _pad(x, (pad_w[0], pad_w[1], pad_h[0], pad_h[1]))
+        pads = [self._padding(n) for n in sizes]
+        if any(p for pair in pads for p in pair):
+            x = _pad(x, [p for pair in reversed(pads) for p in pair])
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = self.net(x)
-        top = (y.shape[-2] - h) // 2 if hasattr(self.net, "input_size_for") else pad_h[0]
-        left = (y.shape[-1] - w) // 2 if hasattr(self.net, "input_size_for") else pad_w[0]
-        return y[..., top : top + h, left : left + w]
+        centred = hasattr(self.net, "input_size_for")
+        crop = tuple(
+            slice(start, start + n)
+            for start, n in (
+                ((out - n) // 2 if centred else before, n)
+                for out, n, (before, _) in zip(y.shape[2:], sizes, pads, strict=True)
+            )
+        )
+        return y[(..., *crop)]
 
     def _padding(self, size: int) -> tuple[int, int]:
         if hasattr(self.net, "input_size_for"):
@@ -67,9 +77,8 @@ class Segmenter(nn.Module):
         return total // 2, total - total // 2
 
 
-def _pad(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
-    """Mirror-pad where the image is large enough, replicate-pad otherwise."""
-    h, w = x.shape[-2:]
-    if max(pad[0], pad[1]) < w and max(pad[2], pad[3]) < h:
-        return F.pad(x, pad, mode="reflect")
-    return F.pad(x, pad, mode="replicate")
+def _pad(x: Tensor, pad: list[int]) -> Tensor:
+    """Mirror-pad where the input is large enough, replicate-pad otherwise."""
+    sizes = list(reversed(x.shape[2:]))  # F.pad order: last axis first
+    fits = all(max(pad[2 * i], pad[2 * i + 1]) < n for i, n in enumerate(sizes))
+    return F.pad(x, pad, mode="reflect" if fits else "replicate")

@@ -19,6 +19,15 @@ _POOL = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
 _UPSAMPLE_MODE = {2: "bilinear", 3: "trilinear"}
 
 
+def kaiming_init(module: nn.Module) -> None:
+    """He-normal weights (fan-in, ReLU) and zero biases for every convolution."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn.ConvTranspose3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class DoubleConv(nn.Sequential):
     """Two 3x3 convolutions, each followed by optional batch norm and ReLU."""
 
@@ -80,7 +89,7 @@ class Up(nn.Module):
 
 
 class UNet(nn.Module):
-    """Classic 2D U-Net (Ronneberger et al., 2015).
+    """Classic U-Net (Ronneberger et al., 2015); 3D with ``dims=3`` (Cicek et al., 2016).
 
     Args:
         in_channels: Number of input bands.
@@ -92,6 +101,7 @@ class UNet(nn.Module):
         batch_norm: Add batch normalization after every 3x3 convolution.
         dropout: ``nn.Dropout2d`` probability at the bottleneck (0 disables it).
         bilinear: Up-sample bilinearly + 1x1 conv instead of transposed convolutions.
+        dims: 2 for images, 3 for volumes (the 3D U-Net of Cicek et al. 2016).
     """
 
     def __init__(
@@ -105,8 +115,11 @@ class UNet(nn.Module):
         batch_norm: bool = False,
         dropout: float = 0.0,
         bilinear: bool = False,
+        dims: int = 2,
     ) -> None:
         super().__init__()
+        if dims not in (2, 3):
+            raise ModelError(f"UNet dims must be 2 or 3, got {dims}")
         for name, value in (("in_channels", in_channels), ("classes", classes)):
             if value < 1:
                 raise ModelError(f"UNet {name} must be >= 1, got {value}")
@@ -117,26 +130,23 @@ class UNet(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ModelError(f"UNet dropout must be in [0, 1), got {dropout}")
         self.in_channels, self.classes = in_channels, classes
-        self.depth, self.padding = depth, padding
+        self.depth, self.padding, self.dims = depth, padding, dims
         self.stride = 2**depth
         pad = 1 if padding == "same" else 0
         chans = [width * 2**i for i in range(depth + 1)]
         self.downs = nn.ModuleList(
-            Down(c_in, c_out, padding=pad, norm=batch_norm)
+            Down(c_in, c_out, padding=pad, norm=batch_norm, dims=dims)
             for c_in, c_out in zip([in_channels, *chans[:-2]], chans[:-1], strict=True)
         )
-        self.bottleneck = DoubleConv(chans[-2], chans[-1], padding=pad, norm=batch_norm)
-        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        self.bottleneck = DoubleConv(chans[-2], chans[-1], padding=pad, norm=batch_norm, dims=dims)
+        dropout_cls = nn.Dropout2d if dims == 2 else nn.Dropout3d
+        self.dropout = dropout_cls(dropout) if dropout > 0 else nn.Identity()
         self.ups = nn.ModuleList(
-            Up(chans[i + 1], chans[i], padding=pad, norm=batch_norm, bilinear=bilinear)
+            Up(chans[i + 1], chans[i], padding=pad, norm=batch_norm, bilinear=bilinear, dims=dims)
             for i in reversed(range(depth))
         )
-        self.head = nn.Conv2d(chans[0], classes, 1)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        self.head = _CONV[dims](chans[0], classes, 1)
+        kaiming_init(self)
 
     def output_size(self, input_size: int) -> int | None:
         """Output size along one axis for ``input_size``, or None if that size is invalid."""
@@ -169,12 +179,13 @@ class UNet(nn.Module):
         return size
 
     def forward(self, x: Tensor) -> Tensor:
-        """Map ``(N, in_channels, H, W)`` to ``(N, classes, H', W')`` logits."""
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
+        """Map ``(N, in_channels, [D,] H, W)`` to ``(N, classes, [D',] H', W')`` logits."""
+        if x.ndim != self.dims + 2 or x.shape[1] != self.in_channels:
+            axes = "H, W" if self.dims == 2 else "D, H, W"
             raise ModelError(
-                f"UNet expects (N, {self.in_channels}, H, W) input, got {tuple(x.shape)}"
+                f"UNet expects (N, {self.in_channels}, {axes}) input, got {tuple(x.shape)}"
             )
-        for axis, size in zip("HW", x.shape[2:], strict=True):
+        for axis, size in zip("DHW"[-self.dims :], x.shape[2:], strict=True):
             if self.output_size(size) is not None:
                 continue
             if self.padding == "same":

@@ -19,7 +19,9 @@ from geounet.config import Config, dump_config, require_training_inputs
 from geounet.data.datasets import labelled_scenes
 from geounet.data.splits import fitting_tile, grid_sampler, random_sampler, spatial_split
 from geounet.data.stats import band_statistics
+from geounet.errors import ConfigError
 from geounet.io.raster import raster_info
+from geounet.io.stack import stack_rasters
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
 from geounet.runtime import autocast_dtype, select_device
@@ -64,11 +66,12 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
 
+    scenes, timesteps = _stack_scenes(data.images, run_dir / "stacks")
     dataset = labelled_scenes(
-        data.images,
+        scenes,
         data.labels,
         classes=data.classes,
-        res=_crs_resolution(data.images[0], data.resolution),
+        res=_crs_resolution(scenes[0], data.resolution),
         bands=data.bands,
         class_attribute=data.label_attribute,
         label_layer=data.label_layer,
@@ -104,6 +107,8 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         tile_size=train_tile,
         resolution=[float(r) for r in dataset.res],
         crs=images.crs.to_wkt(),
+        timesteps=timesteps,
+        band_indexes=list(data.bands) if data.bands else None,
         ground_resolution_m=images.infos[0].ground_resolution
         * dataset.res[0]
         / images.infos[0].res[0],
@@ -183,6 +188,21 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         epochs=trainer.current_epoch,
         seconds=time.perf_counter() - start,
     )
+
+
+def _stack_scenes(entries: list, folder: Path) -> tuple[list[str], int]:
+    """Scene paths, stacking list entries (pre/post, dates) into VRTs in ``folder``."""
+    counts = {1 if isinstance(e, str) else len(e) for e in entries}
+    if len(counts) > 1:
+        raise ConfigError(
+            "config key 'data.images' mixes stacks of different lengths "
+            f"{sorted(counts)}; every scene needs the same number of dates"
+        )
+    scenes = [
+        e if isinstance(e, str) else str(stack_rasters(e, folder / f"scene_{i}.vrt"))
+        for i, e in enumerate(entries)
+    ]
+    return scenes, counts.pop()
 
 
 def _crs_resolution(image: str, metres: float | None) -> tuple[float, float] | None:
