@@ -60,6 +60,7 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
     """
     start = time.perf_counter()
     require_training_inputs(config)
+    _quiet_lightning()
     data, tcfg = config.data, config.train
     L.seed_everything(tcfg.seed, verbose=False)
     run_dir = Path(config.run_dir)
@@ -94,6 +95,7 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
     )
     log.info("band mean %s std %s (training area)", _fmt(mean), _fmt(std))
 
+    native = images.infos[0]
     meta = ModelMeta(
         architecture=config.model.name,
         arguments=dict(config.model.arguments),
@@ -109,9 +111,7 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         crs=images.crs.to_wkt(),
         timesteps=timesteps,
         band_indexes=list(data.bands) if data.bands else None,
-        ground_resolution_m=images.infos[0].ground_resolution
-        * dataset.res[0]
-        / images.infos[0].res[0],
+        ground_resolution_m=native.ground_resolution * res / native.res[0],
     )
     model = build_segmenter(meta).use_channels_last()
     n_params = sum(p.numel() for p in model.parameters())
@@ -173,8 +173,13 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         default_root_dir=run_dir,
     )
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*predefined order.*")
+        for message in (
+            ".*does not have many workers.*",
+            ".*predefined order.*",
+            ".*exists and is not empty.*",
+            ".*LeafSpec.*",
+        ):
+            warnings.filterwarnings("ignore", message=message)
         trainer.fit(task, train_loader, val_loader)
         if saver.best is None:  # stopped by the time limit before any validation
             trainer.validate(task, val_loader, verbose=False)
@@ -212,6 +217,16 @@ def _crs_resolution(image: str, metres: float | None) -> tuple[float, float] | N
     info = raster_info(image)
     factor = metres / info.ground_resolution
     return (info.res[0] * factor, info.res[1] * factor)
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's banner lines (GPU available, tips, ...) out of geounet's output.
+
+    Lightning sets its loggers to INFO when first imported, so this runs after import.
+    """
+    if not log.isEnabledFor(logging.DEBUG):
+        for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _merge_epoch_rows(path: Path) -> None:
