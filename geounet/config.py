@@ -22,6 +22,9 @@ from geounet.errors import ConfigError, InputFileNotFoundError
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
+LOSSES = ("bce", "ce", "dice", "jaccard", "focal", "tversky", "lovasz")
+
+
 @dataclass
 class DataConfig:
     """Where the imagery and labels are and how to read them."""
@@ -36,6 +39,8 @@ class DataConfig:
     colors: list[list[int]] | None = None
     bands: list[int] | None = None
     resolution: float | None = None  # metres on the ground; None = the images' own
+    normalization: Literal["meanstd", "percentile"] = "meanstd"
+    percentiles: list[float] = field(default_factory=lambda: [2.0, 98.0])
     val_fraction: float = 0.2
     test_fraction: float = 0.0
 
@@ -61,11 +66,35 @@ class TrainConfig:
     weight_decay: float = 0.0
     patience: int = 10
     augment: bool = True
-    schedule: Literal["plateau", "none"] = "plateau"
+    loss: dict[str, float] = field(default_factory=dict)  # e.g. {ce: 1, dice: 1}; {} = auto
+    class_weights: list[float] | None = None
+    ignore_index: int | None = None
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    schedule: Literal["plateau", "cosine", "none"] = "plateau"
+    accumulate: int = 1
+    oversample_classes: list[str] | None = None
+    oversample_factor: float = 4.0
+    tensorboard: bool = False
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentation (applied when ``train.augment`` is true)."""
+
+    flip: float = 0.5  # probability of a horizontal and of a vertical flip
+    rotate90: float = 0.5  # probability of a random multiple of 90 degrees
+    rotate: float = 0.0  # maximum degrees of a free rotation (0 = off)
+    scale: list[float] | None = None  # e.g. [0.8, 1.25]; None = off
+    elastic: float = 0.0  # probability of an elastic deformation
+    brightness: float = 0.2  # maximum relative change
+    contrast: float = 0.2
+    gain: float = 0.1  # per-band relative change (colour shifts)
+    saturation: float = 0.3  # maximum desaturation (3-band images)
+    noise: float = 0.03  # Gaussian noise, relative to each sample's standard deviation
 
 
 @dataclass
@@ -75,6 +104,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     run_dir: str = "runs/run"
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,6 +244,13 @@ def _check_values(config: Config) -> None:
         (train.max_epochs >= 1, "train.max_epochs", "must be at least 1"),
         (train.learning_rate > 0, "train.learning_rate", "must be > 0"),
         (train.num_workers >= 0, "train.num_workers", "must be >= 0"),
+        (train.accumulate >= 1, "train.accumulate", "must be at least 1"),
+        (train.oversample_factor >= 1, "train.oversample_factor", "must be >= 1"),
+        (
+            len(data.percentiles) == 2 and 0 <= data.percentiles[0] < data.percentiles[1] <= 100,
+            "data.percentiles",
+            "must be [low, high] with 0 <= low < high <= 100",
+        ),
         (
             train.max_minutes is None or train.max_minutes > 0,
             "train.max_minutes",
@@ -225,6 +262,16 @@ def _check_values(config: Config) -> None:
             raise ConfigError(f"config key {key!r} {message}")
     if data.colors is not None and len(data.colors) != len(data.classes):
         raise ConfigError("config key 'data.colors' needs one [r, g, b] per class")
+    if train.class_weights is not None and len(train.class_weights) != len(data.classes):
+        raise ConfigError("config key 'train.class_weights' needs one weight per class")
+    unknown = sorted(set(train.oversample_classes or []) - set(data.classes))
+    if unknown:
+        raise ConfigError(f"config key 'train.oversample_classes': {unknown} not in data.classes")
+    for name in train.loss:
+        if name not in LOSSES:
+            raise ConfigError(
+                f"config key 'train.loss.{name}' is not a loss; use {', '.join(LOSSES)}"
+            )
 
 
 def require_training_inputs(config: Config) -> None:

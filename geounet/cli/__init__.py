@@ -14,6 +14,7 @@ COMMANDS = {
     "train": ("geounet.cli.train", "train"),
     "predict": ("geounet.cli.predict", "predict"),
     "vectorize": ("geounet.cli.vectorize", "vectorize"),
+    "evaluate": ("geounet.cli.evaluate", "evaluate"),
     "models": ("geounet.cli.models", "models"),
     "info": ("geounet.cli.models", "info"),
     "demo": ("geounet.cli.demo", "demo"),

@@ -1,4 +1,4 @@
-"""``geounet train``: train a model from a YAML config."""
+"""``geounet train``: train a model from a YAML config, or resume an interrupted run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from geounet.cli.options import progress_enabled
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
 @click.option(
     "--set",
     "overrides",
@@ -16,12 +16,28 @@ from geounet.cli.options import progress_enabled
     metavar="KEY=VALUE",
     help="Override a config value, e.g. --set train.max_epochs=5 (repeatable).",
 )
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Continue the interrupted run in this directory exactly where it stopped.",
+)
 @click.pass_context
-def train(ctx: click.Context, config: str, overrides: tuple[str, ...]) -> None:
+def train(
+    ctx: click.Context, config: str | None, overrides: tuple[str, ...], resume: str | None
+) -> None:
     """Train on the imagery and labels named in CONFIG; write a run directory."""
     from geounet.api import train as run_training
+    from geounet.train.fit import resume as resume_training
 
-    result = run_training(config, overrides, progress=progress_enabled(ctx))
+    if resume is not None:
+        if config or overrides:
+            raise click.UsageError("--resume takes the run's own config; give no CONFIG or --set")
+        result = resume_training(resume, progress=progress_enabled(ctx))
+    elif config is None:
+        raise click.UsageError("give a CONFIG file (or --resume RUN_DIR)")
+    else:
+        result = run_training(config, overrides, progress=progress_enabled(ctx))
     click.echo(
         f"best validation IoU {result.best_val_iou:.4f} (epoch {result.best_epoch}) after "
         f"{result.epochs} epochs in {result.seconds / 60:.1f} min"

@@ -105,12 +105,32 @@ def _grid_snapper(dataset: GeoDataset):
 
 
 class MixedSampler(Sampler):
-    """Draw from several samplers (one per region) and shuffle the queries together."""
+    """Draw from several samplers (one per region) and shuffle the queries together.
 
-    def __init__(self, samplers: Sequence[Sampler], *, shuffle: bool, seed: int = 0) -> None:
+    ``set_epoch(e)`` (called by Lightning at each epoch start) reseeds the shared
+    generator with ``seed + e``, so an epoch's windows depend only on the seed and the
+    epoch: a resumed run draws exactly what an uninterrupted one would have.
+    """
+
+    def __init__(
+        self,
+        samplers: Sequence[Sampler],
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        generator: torch.Generator | None = None,
+    ) -> None:
         self.samplers = list(samplers)
         self.shuffle = shuffle
+        self.seed = seed
+        self.generator = generator
         self.rng = random.Random(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration depend only on ``seed`` and ``epoch``."""
+        self.rng = random.Random(self.seed + epoch)
+        if self.generator is not None:
+            self.generator.manual_seed(self.seed + epoch)
 
     def __iter__(self) -> Iterator:
         queries = [q for s in self.samplers for q in s]
@@ -137,7 +157,7 @@ def random_sampler(
         )
         for r in rois
     ]
-    return MixedSampler(samplers, shuffle=True, seed=seed)
+    return MixedSampler(samplers, shuffle=True, seed=seed, generator=generator)
 
 
 def grid_sampler(dataset: GeoDataset, rois: Sequence[Polygon], *, size: int) -> MixedSampler:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -11,6 +11,27 @@ from torchgeo.datasets import GeoDataset
 from torchgeo.samplers import RandomGeoSampler
 
 from geounet.errors import DataError
+
+
+def _training_pixels(
+    images: GeoDataset,
+    rois: Sequence[Polygon],
+    *,
+    size: int,
+    samples: int,
+    nodata: float | None,
+    seed: int,
+) -> Iterator[torch.Tensor]:
+    """Valid pixels (C, N) of random windows inside ``rois`` (spread over them by area)."""
+    generator = torch.Generator().manual_seed(seed)
+    total = sum(r.area for r in rois)
+    for roi in rois:
+        n = max(1, round(samples * roi.area / total))
+        for query in RandomGeoSampler(images, size, length=n, roi=roi, generator=generator):
+            image = images[query]["image"].double().flatten(1)  # (C, N)
+            if nodata is not None:
+                image = image[:, ~(image == nodata).all(dim=0)]
+            yield image
 
 
 def band_statistics(
@@ -35,23 +56,51 @@ def band_statistics(
     Returns:
         ``(mean, std)`` lists, one value per band.
     """
-    generator = torch.Generator().manual_seed(seed)
-    total = sum(r.area for r in rois)
-    count, s1, s2 = 0, None, None
-    for roi in rois:
-        n = max(1, round(samples * roi.area / total))
-        for query in RandomGeoSampler(images, size, length=n, roi=roi, generator=generator):
-            image = images[query]["image"].double().flatten(1)  # (C, N)
-            valid = torch.ones(image.shape[1], dtype=torch.bool)
-            if nodata is not None:
-                valid = ~(image == nodata).all(dim=0)
-            pixels = image[:, valid]
-            count += pixels.shape[1]
-            s1 = pixels.sum(1) if s1 is None else s1 + pixels.sum(1)
-            s2 = (pixels**2).sum(1) if s2 is None else s2 + (pixels**2).sum(1)
+    count, s1, s2 = 0, 0.0, 0.0
+    for pixels in _training_pixels(
+        images, rois, size=size, samples=samples, nodata=nodata, seed=seed
+    ):
+        count += pixels.shape[1]
+        s1 = s1 + pixels.sum(1)
+        s2 = s2 + (pixels**2).sum(1)
     if not count:
         raise DataError("no valid pixels in the training area to compute band statistics")
     mean = s1 / count
     std = torch.sqrt(torch.clamp(s2 / count - mean**2, min=0.0))
     std = torch.where(std > 0, std, torch.ones_like(std))
     return [float(v) for v in mean], [float(v) for v in np.asarray(std)]
+
+
+def band_percentiles(
+    images: GeoDataset,
+    rois: Sequence[Polygon],
+    *,
+    size: int,
+    low: float = 2.0,
+    high: float = 98.0,
+    samples: int = 64,
+    nodata: float | None = None,
+    seed: int = 0,
+    max_pixels: int = 2_000_000,
+) -> tuple[list[float], list[float]]:
+    """Low and high percentiles per band over random windows inside ``rois``.
+
+    Used for percentile clipping: values are clipped to ``[low, high]`` and scaled to
+    ``[0, 1]``, which is robust to bright outliers (clouds, specular roofs) and to the
+    long tails of 16-bit sensors.
+
+    Returns:
+        ``(low_values, high_values)`` lists, one value per band (high > low).
+    """
+    chunks = list(
+        _training_pixels(images, rois, size=size, samples=samples, nodata=nodata, seed=seed)
+    )
+    pixels = torch.cat(chunks, dim=1).numpy() if chunks else np.empty((0, 0))
+    if pixels.size == 0:
+        raise DataError("no valid pixels in the training area to compute band percentiles")
+    if pixels.shape[1] > max_pixels:
+        keep = np.random.default_rng(seed).choice(pixels.shape[1], max_pixels, replace=False)
+        pixels = pixels[:, keep]
+    lo, hi = np.percentile(pixels, [low, high], axis=1)
+    hi = np.where(hi > lo, hi, lo + 1.0)
+    return [float(v) for v in lo], [float(v) for v in hi]

@@ -45,6 +45,8 @@ class ModelMeta:
     crs: str | None = None
     ground_resolution_m: float | None = None
     timesteps: int = 1
+    clip_low: list[float] | None = None
+    clip_high: list[float] | None = None
     band_indexes: list[int] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     geounet_version: str = __version__
@@ -59,7 +61,8 @@ class ModelMeta:
 def build_segmenter(meta: ModelMeta) -> Segmenter:
     """Construct the (untrained) model a metadata record describes."""
     net = build_model(meta.architecture, meta.in_channels, meta.out_channels, **meta.arguments)
-    return Segmenter(net, meta.mean, meta.std)
+    clip = (meta.clip_low, meta.clip_high) if meta.clip_low is not None else None
+    return Segmenter(net, meta.mean, meta.std, clip)
 
 
 def save_bundle(model: Segmenter, meta: ModelMeta, path: str | os.PathLike[str]) -> Path:

@@ -22,11 +22,20 @@ class Segmenter(nn.Module):
             inputs are padded to a multiple of it; if it has ``input_size_for`` (a
             'valid'-padding U-Net) inputs are mirror-padded so the output covers the
             whole input.
-        mean: Per-band mean of raw values.
-        std: Per-band standard deviation of raw values.
+        mean: Per-band offset subtracted from raw values (the mean).
+        std: Per-band scale dividing them (the standard deviation).
+        clip: Optional per-band ``(low, high)`` raw values to clip to first (percentile
+            normalization uses ``clip=(p_low, p_high)``, ``mean=p_low``,
+            ``std=p_high - p_low``).
     """
 
-    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        mean: Sequence[float],
+        std: Sequence[float],
+        clip: tuple[Sequence[float], Sequence[float]] | None = None,
+    ) -> None:
         super().__init__()
         self.net = net
         self.dims = int(getattr(net, "dims", 2))
@@ -34,6 +43,10 @@ class Segmenter(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(shape))
         std_t = torch.tensor(std, dtype=torch.float32).clamp_min(1e-6)
         self.register_buffer("std", std_t.view(shape))
+        self.clip = clip is not None
+        if clip is not None:
+            self.register_buffer("low", torch.tensor(clip[0], dtype=torch.float32).view(shape))
+            self.register_buffer("high", torch.tensor(clip[1], dtype=torch.float32).view(shape))
         self.channels_last = False
 
     def use_channels_last(self, enabled: bool = True) -> Segmenter:
@@ -47,7 +60,10 @@ class Segmenter(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Map raw images (N, C, *spatial) to logits (N, K, *spatial) of the same size."""
         sizes = x.shape[2:]
-        x = (x.float() - self.mean) / self.std
+        x = x.float()
+        if self.clip:
+            x = torch.maximum(torch.minimum(x, self.high), self.low)
+        x = (x - self.mean) / self.std
         pads = [self._padding(n) for n in sizes]
         if any(p for pair in pads for p in pair):
             x = _pad(x, [p for pair in reversed(pads) for p in pair])

@@ -13,23 +13,34 @@ from pathlib import Path
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
+from torchgeo.datasets import IntersectionDataset
 from torchgeo.datasets.utils import stack_samples
 
-from geounet.config import Config, dump_config, require_training_inputs
+from geounet.config import Config, dump_config, load_config, require_training_inputs
+from geounet.data.augment import build_augmentation
 from geounet.data.datasets import labelled_scenes
-from geounet.data.splits import fitting_tile, grid_sampler, random_sampler, spatial_split
-from geounet.data.stats import band_statistics
-from geounet.errors import ConfigError
+from geounet.data.samplers import oversampling_sampler
+from geounet.data.splits import (
+    SpatialSplit,
+    fitting_tile,
+    grid_sampler,
+    random_sampler,
+    spatial_split,
+)
+from geounet.data.stats import band_percentiles, band_statistics
+from geounet.errors import ConfigError, InputFileNotFoundError
 from geounet.io.raster import raster_info
 from geounet.io.stack import stack_rasters
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
 from geounet.runtime import autocast_dtype, select_device
+from geounet.train.losses import build_loss
 from geounet.train.task import BestModelSaver, SegmentationTask
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.safetensors"
+LAST_FILE = "last.safetensors"
 
 
 @dataclass(frozen=True)
@@ -45,28 +56,23 @@ class TrainResult:
     seconds: float
 
 
-def fit(config: Config, *, progress: bool = True) -> TrainResult:
-    """Train the model a config describes and save the best one.
+@dataclass
+class Prepared:
+    """A config's data resolved: dataset, split, window sizes and model metadata."""
 
-    The run directory receives ``model.safetensors`` (best validation IoU),
-    ``metrics.csv`` (one row per epoch) and ``config.yaml`` (the resolved config).
+    dataset: IntersectionDataset
+    split: SpatialSplit
+    train_tile: int
+    val_tile: int
+    meta: ModelMeta
 
-    Args:
-        config: A validated configuration.
-        progress: Show progress bars.
 
-    Returns:
-        A :class:`TrainResult`.
+def prepare(config: Config, run_dir: Path) -> Prepared:
+    """Open the data, split it spatially, compute statistics and the model metadata.
+
+    Deterministic for a config, so evaluation can rebuild the same split.
     """
-    start = time.perf_counter()
-    require_training_inputs(config)
-    _quiet_lightning()
     data, tcfg = config.data, config.train
-    L.seed_everything(tcfg.seed, verbose=False)
-    run_dir = Path(config.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(config, run_dir / "config.yaml")
-
     scenes, timesteps = _stack_scenes(data.images, run_dir / "stacks")
     dataset = labelled_scenes(
         scenes,
@@ -80,22 +86,23 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
     images = dataset.datasets[0]
     res = float(dataset.res[0])
     split = spatial_split(
-        dataset,
-        val_fraction=data.val_fraction,
-        test_fraction=data.test_fraction,
-        min_size=32 * res,
+        dataset, val_fraction=data.val_fraction, test_fraction=data.test_fraction, min_size=32 * res
     )
     train_tile = fitting_tile(split.train, res, tcfg.tile_size)
     val_tile = fitting_tile(split.val, res, tcfg.tile_size)
-    mean, std = band_statistics(
-        images, split.train, size=train_tile, nodata=images.infos[0].nodata, seed=tcfg.seed
-    )
+    native = images.infos[0]
+    sampling = {"size": train_tile, "nodata": native.nodata, "seed": tcfg.seed}
+    clip_low = clip_high = None
+    if data.normalization == "percentile":
+        low, high = data.percentiles
+        clip_low, clip_high = band_percentiles(images, split.train, low=low, high=high, **sampling)
+        mean, std = clip_low, [h - lo for lo, h in zip(clip_low, clip_high, strict=True)]
+    else:
+        mean, std = band_statistics(images, split.train, **sampling)
     log.info(
         "training windows %d px, validation windows %d px, res %.3g", train_tile, val_tile, res
     )
-    log.info("band mean %s std %s (training area)", _fmt(mean), _fmt(std))
-
-    native = images.infos[0]
+    log.info("band offset %s scale %s (training area)", _fmt(mean), _fmt(std))
     meta = ModelMeta(
         architecture=config.model.name,
         arguments=dict(config.model.arguments),
@@ -106,6 +113,8 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         bands=[images.all_bands[i - 1] for i in images.band_indexes],
         mean=mean,
         std=std,
+        clip_low=clip_low,
+        clip_high=clip_high,
         tile_size=train_tile,
         resolution=[float(r) for r in dataset.res],
         crs=images.crs.to_wkt(),
@@ -113,77 +122,94 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         band_indexes=list(data.bands) if data.bands else None,
         ground_resolution_m=native.ground_resolution * res / native.res[0],
     )
+    return Prepared(dataset, split, train_tile, val_tile, meta)
+
+
+def fit(config: Config, *, progress: bool = True, resume: bool = False) -> TrainResult:
+    """Train the model a config describes and save the best one.
+
+    The run directory receives ``model.safetensors`` (best validation IoU),
+    ``last.safetensors`` (latest epoch), ``last.ckpt`` (full training state for
+    ``resume``), ``metrics.csv`` (one row per epoch) and ``config.yaml``.
+
+    Args:
+        config: A validated configuration.
+        progress: Show progress bars.
+        resume: Continue the interrupted run in ``config.run_dir`` from ``last.ckpt``
+            (model, optimizer, schedule, epoch, early stopping and best score).
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    start = time.perf_counter()
+    require_training_inputs(config)
+    _quiet_lightning()
+    tcfg = config.train
+    L.seed_everything(tcfg.seed, verbose=False)
+    run_dir = Path(config.run_dir)
+    checkpoint = run_dir / "last.ckpt"
+    if resume and not checkpoint.exists():
+        raise InputFileNotFoundError(f"{checkpoint}: nothing to resume (no last.ckpt in the run)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(config, run_dir / "config.yaml")
+
+    previous_rows = _read_rows(run_dir / "metrics.csv") if resume else []
+    prepared = prepare(config, run_dir)
+    meta = prepared.meta
     model = build_segmenter(meta).use_channels_last()
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %s %s: %.2f M parameters", meta.architecture, meta.arguments, n_params / 1e6)
     task = SegmentationTask(
         model,
-        len(data.classes),
+        len(config.data.classes),
+        loss=build_loss(
+            tcfg.loss or None,
+            num_classes=len(config.data.classes),
+            class_weights=tcfg.class_weights,
+            ignore_index=tcfg.ignore_index,
+        ),
+        optimizer=tcfg.optimizer,
         learning_rate=tcfg.learning_rate,
         weight_decay=tcfg.weight_decay,
-        augment=tcfg.augment,
         schedule=tcfg.schedule,
+        max_epochs=tcfg.max_epochs,
+        augment=build_augmentation(config.augmentation) if tcfg.augment else None,
+        ignore_index=tcfg.ignore_index,
+        seed=tcfg.seed,
     )
-
-    loader_args = {
-        "batch_size": tcfg.batch_size,
-        "num_workers": tcfg.num_workers,
-        "collate_fn": stack_samples,
-        "persistent_workers": tcfg.num_workers > 0,
-    }
-    train_loader = DataLoader(
-        dataset,
-        sampler=random_sampler(
-            dataset,
-            split.train,
-            size=train_tile,
-            length=tcfg.samples_per_epoch,
-            seed=tcfg.seed,
-        ),
-        **loader_args,
-    )
-    val_loader = DataLoader(
-        dataset, sampler=grid_sampler(dataset, split.val, size=val_tile), **loader_args
-    )
-
+    train_loader, val_loader = _loaders(config, prepared)
     model_path = run_dir / MODEL_FILE
 
-    def save(pl_module: SegmentationTask, metrics: dict[str, float]) -> None:
-        meta.metrics = {k: round(v, 6) for k, v in metrics.items()}
-        save_bundle(pl_module.model, meta, model_path)
+    def saver_for(path: Path):
+        def save(pl_module: SegmentationTask, metrics: dict[str, float]) -> None:
+            meta.metrics = {k: round(v, 6) for k, v in metrics.items()}
+            save_bundle(pl_module.model, meta, path)
 
-    saver = BestModelSaver(save, monitor="val_iou")
-    device = select_device(tcfg.device)
-    trainer = L.Trainer(
-        accelerator="gpu" if device.type == "cuda" else device.type,
-        devices=[device.index or 0] if device.type == "cuda" else 1,
-        precision=_lightning_precision(device, tcfg.precision),
-        max_epochs=tcfg.max_epochs,
-        max_time=timedelta(minutes=tcfg.max_minutes) if tcfg.max_minutes else None,
-        callbacks=[
-            saver,
-            L.pytorch.callbacks.EarlyStopping("val_iou", mode="max", patience=tcfg.patience),
-        ],
-        logger=L.pytorch.loggers.CSVLogger(run_dir, name="", version=""),
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=progress,
-        log_every_n_steps=1,
-        num_sanity_val_steps=0,
-        default_root_dir=run_dir,
+        return save
+
+    saver = BestModelSaver(
+        saver_for(model_path), monitor="val_iou", save_last=saver_for(run_dir / LAST_FILE)
     )
+    trainer = _trainer(config, run_dir, [saver], progress)
     with warnings.catch_warnings():
         for message in (
             ".*does not have many workers.*",
             ".*predefined order.*",
             ".*exists and is not empty.*",
             ".*LeafSpec.*",
+            ".*checkpoint.*",
         ):
             warnings.filterwarnings("ignore", message=message)
-        trainer.fit(task, train_loader, val_loader)
+        trainer.fit(
+            task,
+            train_loader,
+            val_loader,
+            ckpt_path=checkpoint if resume else None,
+            weights_only=True if resume else None,
+        )
         if saver.best is None:  # stopped by the time limit before any validation
             trainer.validate(task, val_loader, verbose=False)
-    _merge_epoch_rows(run_dir / "metrics.csv")
+    _merge_epoch_rows(run_dir / "metrics.csv", previous_rows)
     return TrainResult(
         run_dir=run_dir,
         model_path=model_path,
@@ -192,6 +218,68 @@ def fit(config: Config, *, progress: bool = True) -> TrainResult:
         best_epoch=int(saver.best_epoch or 0),
         epochs=trainer.current_epoch,
         seconds=time.perf_counter() - start,
+    )
+
+
+def resume(run_dir: str | Path, *, progress: bool = True) -> TrainResult:
+    """Continue an interrupted run from its directory (its resolved config and last.ckpt)."""
+    config_path = Path(run_dir) / "config.yaml"
+    if not config_path.exists():
+        raise InputFileNotFoundError(f"{config_path}: not a geounet run directory")
+    config = load_config(config_path, [f"run_dir={run_dir}"])
+    return fit(config, progress=progress, resume=True)
+
+
+def _loaders(config: Config, prepared: Prepared) -> tuple[DataLoader, DataLoader]:
+    tcfg, dataset, split = config.train, prepared.dataset, prepared.split
+    args = {
+        "batch_size": tcfg.batch_size,
+        "num_workers": tcfg.num_workers,
+        "collate_fn": stack_samples,
+        "persistent_workers": tcfg.num_workers > 0,
+    }
+    window = {"size": prepared.train_tile, "length": tcfg.samples_per_epoch, "seed": tcfg.seed}
+    if tcfg.oversample_classes:
+        rare = [config.data.classes.index(c) for c in tcfg.oversample_classes]
+        sampler = oversampling_sampler(
+            dataset, split.train, classes=rare, factor=tcfg.oversample_factor, **window
+        )
+    else:
+        sampler = random_sampler(dataset, split.train, **window)
+    val_sampler = grid_sampler(dataset, split.val, size=prepared.val_tile)
+    return DataLoader(dataset, sampler=sampler, **args), DataLoader(
+        dataset, sampler=val_sampler, **args
+    )
+
+
+def _trainer(config: Config, run_dir: Path, callbacks: list, progress: bool) -> L.Trainer:
+    tcfg = config.train
+    device = select_device(tcfg.device)
+    loggers = [L.pytorch.loggers.CSVLogger(run_dir, name="", version="")]
+    if tcfg.tensorboard:
+        loggers.append(L.pytorch.loggers.TensorBoardLogger(run_dir, name="tensorboard", version=""))
+    last = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=run_dir, filename="last", save_top_k=0, save_last=True, enable_version_counter=False
+    )
+    return L.Trainer(
+        accelerator="gpu" if device.type == "cuda" else device.type,
+        devices=[device.index or 0] if device.type == "cuda" else 1,
+        precision=_lightning_precision(device, tcfg.precision),
+        max_epochs=tcfg.max_epochs,
+        max_time=timedelta(minutes=tcfg.max_minutes) if tcfg.max_minutes else None,
+        accumulate_grad_batches=tcfg.accumulate,
+        callbacks=[
+            *callbacks,
+            L.pytorch.callbacks.EarlyStopping("val_iou", mode="max", patience=tcfg.patience),
+            last,
+        ],
+        logger=loggers,
+        enable_checkpointing=True,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+        log_every_n_steps=1,
+        num_sanity_val_steps=0,
+        default_root_dir=run_dir,
     )
 
 
@@ -229,23 +317,27 @@ def _quiet_lightning() -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _merge_epoch_rows(path: Path) -> None:
-    """Rewrite Lightning's metrics CSV (train and val on separate rows) as one row per epoch."""
+def _read_rows(path: Path) -> list[dict[str, str]]:
     if not path.exists():
-        return
+        return []
     with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+        return list(csv.DictReader(f))
+
+
+def _merge_epoch_rows(path: Path, previous: list[dict[str, str]] = ()) -> None:
+    """Rewrite Lightning's metrics CSV (train and val on separate rows) as one row per
+    epoch, after the rows of the run's earlier sessions (``previous``, when resuming)."""
+    rows = _read_rows(path)
     if not rows:
         return
     merged: dict[str, dict[str, str]] = {}
-    for row in rows:
-        target = merged.setdefault(row["epoch"], {})
-        target.update({k: v for k, v in row.items() if v != ""})
-    fields = list(rows[0].keys())
+    for row in [*previous, *rows]:
+        merged.setdefault(row["epoch"], {}).update({k: v for k, v in row.items() if v != ""})
+    fields = list(dict.fromkeys(k for row in [*previous, *rows] for k in row))
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(merged.values())
+        writer.writerows(sorted(merged.values(), key=lambda r: int(r["epoch"])))
 
 
 def _lightning_precision(device: torch.device, precision: str) -> str:

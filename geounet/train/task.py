@@ -7,25 +7,32 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch import nn
 
-from geounet.data.augment import dihedral, photometric
 from geounet.models.segmenter import Segmenter
 from geounet.train.losses import SegmentationLoss
 from geounet.train.metrics import ConfusionMatrix, predicted_classes
 
+Augment = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
 
 class SegmentationTask(L.LightningModule):
-    """Supervised semantic segmentation with Adam, a combined loss and IoU tracking.
+    """Supervised semantic segmentation with a configurable loss, optimizer and schedule.
 
     Args:
         model: The model to train.
         num_classes: Number of classes including background.
-        learning_rate: Adam's learning rate.
-        weight_decay: Adam's weight decay.
-        augment: Random flips, 90-degree rotations and photometric jitter of training
-            batches.
+        loss: Maps (logits, target) to a scalar; BCE/CE + Dice by default.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (momentum 0.9, Nesterov).
+        learning_rate: Initial learning rate.
+        weight_decay: Weight decay.
         schedule: ``"plateau"`` halves the learning rate when validation IoU stalls for
-            5 epochs; ``"none"`` keeps it constant.
+            5 epochs, ``"cosine"`` anneals it to 0 over ``max_epochs``, ``"none"``.
+        max_epochs: Epoch count of the cosine schedule.
+        augment: Applied to each training batch ``(image, mask)``; None disables it.
+        ignore_index: Label value excluded from the validation metrics.
+        seed: Base seed; epoch ``e`` reseeds the augmentation RNG with ``seed + e`` so that
+            a resumed run continues exactly as an uninterrupted one.
     """
 
     def __init__(
@@ -33,31 +40,48 @@ class SegmentationTask(L.LightningModule):
         model: Segmenter,
         num_classes: int,
         *,
+        loss: nn.Module | None = None,
+        optimizer: str = "adam",
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
-        augment: bool = True,
         schedule: str = "plateau",
+        max_epochs: int = 100,
+        augment: Augment | None = None,
+        ignore_index: int | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
-        self.augment = augment
-        self.schedule = schedule
         self.model = model
         self.num_classes = num_classes
+        self.loss = loss if loss is not None else SegmentationLoss()
+        self.optimizer_name = optimizer
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
-        self.loss = SegmentationLoss()
+        self.schedule = schedule
+        self.max_epochs = max_epochs
+        self.augment = augment
+        self.ignore_index = ignore_index
+        self.seed = seed
         self.confusion = ConfusionMatrix(num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for raw images."""
         return self.model(x)
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Reseed the augmentation RNG at each epoch's first batch (exact resumption).
+
+        At the first batch rather than at epoch start, so that whatever the data loader
+        draws from the global RNG while prefetching cannot shift the augmentations.
+        """
+        if batch_idx == 0:
+            torch.manual_seed(self.seed + self.current_epoch)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """One optimisation step on a batch of ``image`` / ``mask``."""
         image, mask = batch["image"], batch["mask"]
-        if self.augment:
-            image, mask = dihedral(image, mask)
-            image = photometric(image)
+        if self.augment is not None:
+            image, mask = self.augment(image, mask)
         loss = self.loss(self(image), mask)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
@@ -70,37 +94,58 @@ class SegmentationTask(L.LightningModule):
         """Accumulate the loss and the confusion matrix."""
         logits = self(batch["image"])
         self.log("val_loss", self.loss(logits, batch["mask"]), on_epoch=True)
-        self.confusion.update(predicted_classes(logits), batch["mask"])
+        self.confusion.update(
+            predicted_classes(logits), batch["mask"], ignore_index=self.ignore_index
+        )
 
     def on_validation_epoch_end(self) -> None:
         """Log IoU (foreground for binary tasks, mean otherwise) and pixel accuracy."""
         self.log("val_iou", self.confusion.summary_iou(), prog_bar=True)
         self.log("val_accuracy", self.confusion.accuracy())
+        if self.trainer.optimizers:
+            self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"])
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """Adam over all parameters, with the learning-rate schedule."""
-        optimizer = torch.optim.Adam(
-            self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
-        )
+        """The optimizer and its learning-rate schedule."""
+        params, lr, wd = self.parameters(), self.learning_rate, self.weight_decay
+        if self.optimizer_name == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        elif self.optimizer_name == "sgd":
+            optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd)
+        else:
+            optimizer = torch.optim.Adam(params, lr=lr, weight_decay=wd)
         config: dict[str, Any] = {"optimizer": optimizer}
         if self.schedule == "plateau":
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode="max", factor=0.5, patience=5
             )
             config["lr_scheduler"] = {"scheduler": scheduler, "monitor": "val_iou"}
+        elif self.schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
+            config["lr_scheduler"] = {"scheduler": scheduler, "interval": "epoch"}
         return config
 
 
 class BestModelSaver(L.Callback):
     """Save the model bundle whenever the monitored validation metric improves.
 
+    Its state (best value and epoch) is part of Lightning checkpoints, so a resumed run
+    keeps comparing against the true best.
+
     Args:
         save: Called with the task and the metrics when a new best is reached.
         monitor: Metric to maximise.
+        save_last: Called with the task and the metrics after every validation.
     """
 
-    def __init__(self, save: Callable[[SegmentationTask, dict[str, float]], None], monitor: str):
+    def __init__(
+        self,
+        save: Callable[[SegmentationTask, dict[str, float]], None],
+        monitor: str,
+        save_last: Callable[[SegmentationTask, dict[str, float]], None] | None = None,
+    ):
         self.save = save
+        self.save_last = save_last
         self.monitor = monitor
         self.best: float | None = None
         self.best_epoch: int | None = None
@@ -110,8 +155,19 @@ class BestModelSaver(L.Callback):
         if trainer.sanity_checking:
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics["epoch"] = trainer.current_epoch
         value = metrics.get(self.monitor)
         if value is not None and (self.best is None or value > self.best):
             self.best, self.best_epoch = value, trainer.current_epoch
-            metrics["epoch"] = trainer.current_epoch
             self.save(pl_module, metrics)
+        if self.save_last is not None:
+            self.save_last(pl_module, metrics)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Best value and epoch, for checkpoints."""
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the best value and epoch from a checkpoint."""
+        self.best = state_dict.get("best")
+        self.best_epoch = state_dict.get("best_epoch")

@@ -1,0 +1,65 @@
+"""``geounet evaluate``: metrics, a Markdown report and figures for a trained model."""
+
+from __future__ import annotations
+
+import click
+
+from geounet.cli.options import device_option, precision_option
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--image", type=click.Path(dir_okay=False), help="Scene to evaluate on.")
+@click.option("--labels", type=click.Path(dir_okay=False), help="Its labels (vector or mask).")
+@click.option("--label-attribute", default=None, help="Vector attribute holding the class.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="A training config: evaluate on its test strips (validation strips if none).",
+)
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Report directory [MODEL's directory/evaluation].",
+)
+@device_option
+@precision_option
+def evaluate(
+    model: str,
+    image: str | None,
+    labels: str | None,
+    label_attribute: str | None,
+    config_path: str | None,
+    output: str | None,
+    device: str,
+    precision: str,
+) -> None:
+    """Score MODEL on labelled imagery; write metrics.json, report.md and PNG figures."""
+    from pathlib import Path
+
+    from geounet.config import load_config
+    from geounet.evaluate import evaluate as run
+    from geounet.infer.scene import PredictOptions
+
+    if (image is None) != (labels is None) or (image is None) == (config_path is None):
+        raise click.UsageError("give either --image and --labels, or --config")
+    config = load_config(config_path) if config_path else None
+    out = Path(output) if output else Path(model).with_name("evaluation")
+    result = run(
+        model,
+        out,
+        image=image,
+        labels=labels,
+        config=config,
+        label_attribute=label_attribute,
+        options=PredictOptions(device=device, precision=precision),
+    )
+    m = result.metrics
+    click.echo(f"pixel accuracy {m['pixel_accuracy']:.4f}, macro IoU {m['macro_iou']:.4f}")
+    for name, scores in m.get("objects", {}).items():
+        click.echo(f"{name}: object F1 {scores['f1']:.4f} ({scores['tp']} matched)")
+    click.echo(f"report:  {result.report_path}")
+    click.echo(f"metrics: {result.metrics_path}")

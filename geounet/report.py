@@ -1,0 +1,137 @@
+"""Evaluation figures (PNG) and the Markdown report."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geounet.io.atomic import atomic_output
+from geounet.models.bundle import ModelMeta
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _display(rgb: np.ndarray) -> np.ndarray:
+    """A 2-98 % stretched (H, W, 3) image for display, from 1 or 3 bands."""
+    img = rgb.astype(np.float32)
+    lo, hi = np.percentile(img, [2, 98])
+    img = np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1)
+    img = np.repeat(img, 3, axis=0) if img.shape[0] == 1 else img[:3]
+    return np.moveaxis(img, 0, -1)
+
+
+def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Path:
+    """Rows of image | truth | prediction | errors (green TP, red FP, blue FN) windows."""
+    plt = _pyplot()
+    colors = np.array(meta.colors + [[0, 0, 0]] * 256, dtype=np.float32)[:256] / 255
+    rows = max(1, len(samples))
+    fig, axes = plt.subplots(rows, 4, figsize=(12, 3 * rows), squeeze=False)
+    for ax_row, (rgb, truth, pred) in zip(axes, samples, strict=False):
+        errors = np.zeros((*truth.shape, 3), dtype=np.float32)
+        fg_t, fg_p = truth > 0, (pred > 0) & (pred != 255)
+        errors[fg_t & fg_p & (truth == pred)] = (0.1, 0.8, 0.1)
+        errors[fg_p & ~(fg_t & (truth == pred))] = (0.9, 0.1, 0.1)
+        errors[fg_t & ~fg_p] = (0.1, 0.3, 0.9)
+        panels = [_display(rgb), colors[truth], colors[np.where(pred == 255, 0, pred)], errors]
+        for ax, panel, title in zip(
+            ax_row, panels, ("image", "truth", "prediction", "errors"), strict=True
+        ):
+            ax.imshow(panel, interpolation="nearest")
+            ax.set_title(title)
+            ax.axis("off")
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def training_curves_figure(metrics_csv: Path, path: Path) -> Path:
+    """Loss and validation IoU per epoch from a run's ``metrics.csv``."""
+    plt = _pyplot()
+    with metrics_csv.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+
+    def column(name: str) -> tuple[list[int], list[float]]:
+        pairs = [(int(r["epoch"]), float(r[name])) for r in rows if r.get(name)]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name in ("train_loss", "val_loss"):
+        ax1.plot(*column(name), label=name)
+    ax1.set_xlabel("epoch")
+    ax1.set_title("loss")
+    ax1.legend()
+    ax2.plot(*column("val_iou"), color="tab:green")
+    ax2.set_xlabel("epoch")
+    ax2.set_title("validation IoU")
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def write_report(
+    metrics: dict[str, Any], meta: ModelMeta, figures: Sequence[Path], path: Path, *, model: Path
+) -> Path:
+    """A Markdown report: headline scores, per-class table, confusion matrix, objects."""
+    lines = [
+        f"# Evaluation of `{model.name}`",
+        "",
+        f"Model: {meta.architecture} {meta.arguments}, bands {', '.join(meta.bands)}, "
+        f"trained at {meta.ground_resolution_m or float('nan'):.3g} m. "
+        f"Regions evaluated: {metrics['regions']}.",
+        "",
+        f"- pixel accuracy: {metrics['pixel_accuracy']:.4f}",
+        f"- macro IoU: {metrics['macro_iou']:.4f} (mean over classes)",
+        f"- micro IoU: {metrics['micro_iou']:.4f} (pooled over classes)",
+        f"- macro Dice/F1: {metrics['macro_dice']:.4f}",
+        "",
+        "## Per class",
+        "",
+        "| class | IoU | Dice/F1 | precision | recall | support (px) | HD95 (m) | HD (m) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in meta.classes:
+        c = metrics["classes"][name] if "classes" in metrics else metrics[name]
+        b = metrics["boundary"].get(name, {})
+        lines.append(
+            f"| {name} | {c['iou']:.4f} | {c['dice']:.4f} | {c['precision']:.4f} | "
+            f"{c['recall']:.4f} | {c['support']} | {b.get('hd95_m', float('nan')):.2f} | "
+            f"{b.get('hd_m', float('nan')):.2f} |"
+        )
+    lines += ["", "## Confusion matrix (rows: truth, columns: prediction)", ""]
+    lines.append("| | " + " | ".join(meta.classes) + " |")
+    lines.append("|---|" + "---:|" * len(meta.classes))
+    for name, row in zip(meta.classes, metrics["confusion_matrix"], strict=True):
+        lines.append(f"| **{name}** | " + " | ".join(str(v) for v in row) + " |")
+    if metrics.get("objects"):
+        lines += [
+            "",
+            "## Objects (a prediction matches a true object at IoU >= 0.5, one-to-one)",
+            "",
+            "| class | true | predicted | matched | precision | recall | F1 |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, o in metrics["objects"].items():
+            lines.append(
+                f"| {name} | {o['tp'] + o['fn']} | {o['tp'] + o['fp']} | {o['tp']} | "
+                f"{o['precision']:.4f} | {o['recall']:.4f} | {o['f1']:.4f} |"
+            )
+    lines += ["", "## Figures", ""]
+    lines += [f"![{f.stem}]({f.name})" for f in figures]
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return path

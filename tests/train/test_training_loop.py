@@ -1,0 +1,106 @@
+"""Training loop options: resume, optimizers, schedules, accumulation, logs, normalization."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _fixtures_ml import building_scene
+
+from geounet.config import load_config
+from geounet.errors import InputFileNotFoundError
+from geounet.models.bundle import read_meta
+from geounet.train.fit import fit, resume
+
+
+def _config(run: Path, img: Path, labels: Path, **overrides):
+    settings = {
+        "data.images": [str(img)],
+        "data.labels": str(labels),
+        "data.val_fraction": 0.25,
+        "model.arguments": {"width": 4, "depth": 2, "batch_norm": True},
+        "train.tile_size": 64,
+        "train.batch_size": 4,
+        "train.samples_per_epoch": 8,
+        "train.max_epochs": 4,
+        "train.device": "cpu",
+        "train.precision": "fp32",
+        "run_dir": str(run),
+    }
+    settings.update(overrides)
+    return load_config(None, [f"{k}={json.dumps(v)}" for k, v in settings.items()])
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("scene")
+    img, labels, _ = building_scene(tmp, size=256, squares=16, square=16)
+    return img, labels
+
+
+def _rows(run: Path) -> list[dict]:
+    with (run / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_continues_exactly(scene, tmp_path: Path) -> None:
+    img, labels = scene
+    straight = fit(_config(tmp_path / "a", img, labels), progress=False)
+    # the same run, interrupted after 2 of 4 epochs, then resumed from its directory
+    fit(_config(tmp_path / "b", img, labels, **{"train.max_epochs": 2}), progress=False)
+    config_b = tmp_path / "b" / "config.yaml"
+    config_b.write_text(config_b.read_text().replace("max_epochs: 2", "max_epochs: 4"))
+    resumed = resume(tmp_path / "b", progress=False)
+    assert resumed.epochs == straight.epochs == 4
+    a, b = (
+        load_file(tmp_path / "a" / "last.safetensors"),
+        load_file(tmp_path / "b" / "last.safetensors"),
+    )
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    ious_a = [float(r["val_iou"]) for r in _rows(tmp_path / "a")]
+    ious_b = [float(r["val_iou"]) for r in _rows(tmp_path / "b")]
+    assert ious_b[-2:] == pytest.approx(ious_a[-2:], abs=1e-4)
+    assert resumed.best_val_iou == pytest.approx(straight.best_val_iou, abs=1e-4)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InputFileNotFoundError, match="not a geounet run directory"):
+        resume(tmp_path, progress=False)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"train.optimizer": "adamw", "train.schedule": "cosine"},
+        {"train.optimizer": "sgd", "train.schedule": "none", "train.accumulate": 2},
+        {"train.loss": {"focal": 1.0, "dice": 0.5}, "train.tensorboard": True},
+        {"data.normalization": "percentile", "train.augment": False},
+    ],
+)
+def test_training_options(scene, tmp_path: Path, overrides: dict) -> None:
+    img, labels = scene
+    run = tmp_path / "run"
+    result = fit(_config(run, img, labels, **{"train.max_epochs": 2, **overrides}), progress=False)
+    assert (run / "model.safetensors").exists() and (run / "last.safetensors").exists()
+    assert (run / "last.ckpt").exists()
+    lrs = [float(r["lr"]) for r in _rows(run) if r.get("lr")]
+    assert len(lrs) == 2
+    if overrides.get("train.schedule") == "cosine":
+        assert lrs[1] < lrs[0]
+    if overrides.get("train.tensorboard"):
+        assert any((run / "tensorboard").rglob("events.out.tfevents*"))
+    meta = read_meta(result.model_path)
+    if overrides.get("data.normalization") == "percentile":
+        assert meta.clip_low is not None and all(
+            h > lo for lo, h in zip(meta.clip_low, meta.clip_high, strict=True)
+        )
+        assert np.allclose(meta.mean, meta.clip_low)
+    else:
+        assert meta.clip_low is None
