@@ -144,7 +144,7 @@ def _config_regions(config: Config) -> tuple[list[Region], str, str | None]:
     index = prepared.dataset.index
     regions = []
     for row, strip in zip(index.itertuples(), strips, strict=True):
-        scene = Path(row.filepath_1)
+        scene = Path(prepared.sources.get(row.filepath_1, row.filepath_1))
         info = raster_info(scene)
         bounds = rasterio.warp.transform_bounds(prepared.dataset.crs, info.crs, *strip.bounds)
         window = rasterio.windows.from_bounds(*bounds, transform=info.transform)

@@ -176,3 +176,57 @@ def ground_resolution(crs: CRS, res: tuple[float, float], at: tuple[float, float
     _, _, width = geod.inv(lons[0], lats[0], lons[1], lats[1])
     _, _, height = geod.inv(lons[0], lats[0], lons[2], lats[2])
     return float(np.sqrt(width * height))
+
+
+def resample_to(
+    path: str | os.PathLike[str], out: str | os.PathLike[str], res: tuple[float, float]
+) -> Path:
+    """Write a copy of a raster at pixel size ``res`` (CRS units), averaging pixels.
+
+    Training at a coarser resolution than the imagery reads every window through this
+    copy instead of resampling it again for every sample. Written atomically as a tiled,
+    uncompressed GeoTIFF (fast windowed reads) with the source's nodata and band names.
+
+    Args:
+        path: Source raster.
+        out: Output GeoTIFF.
+        res: Target pixel size (x, y) in the source CRS's units.
+
+    Returns:
+        The output path.
+    """
+    from rasterio.enums import Resampling
+
+    from geounet.io.atomic import atomic_output
+
+    with open_raster(path) as src:
+        width = max(1, round(src.width * abs(src.transform.a) / res[0]))
+        height = max(1, round(src.height * abs(src.transform.e) / res[1]))
+        transform = src.transform * Affine.scale(src.width / width, src.height / height)
+        profile = src.profile | {
+            "driver": "GTiff",
+            "width": width,
+            "height": height,
+            "transform": transform,
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "compress": None,
+            "interleave": "pixel",
+        }
+        with atomic_output(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+            for row in range(0, height, 1024):
+                rows = min(1024, height - row)
+                window = Window(0, row * src.height / height, src.width, rows * src.height / height)
+                data = src.read(
+                    window=window,
+                    out_shape=(src.count, rows, width),
+                    resampling=Resampling.average,
+                    masked=True,
+                )
+                dst.write(
+                    data.filled(src.nodata if src.nodata is not None else 0),
+                    window=Window(0, row, width, rows),
+                )
+            dst.descriptions = src.descriptions
+    return Path(out)

@@ -29,7 +29,7 @@ from geounet.data.splits import (
 )
 from geounet.data.stats import band_percentiles, band_statistics
 from geounet.errors import ConfigError, InputFileNotFoundError
-from geounet.io.raster import raster_info
+from geounet.io.raster import raster_info, resample_to
 from geounet.io.stack import stack_rasters
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
@@ -65,6 +65,7 @@ class Prepared:
     train_tile: int
     val_tile: int
     meta: ModelMeta
+    sources: dict[str, str]  # scene path the dataset reads -> the user's raster (or stack)
 
 
 def prepare(config: Config, run_dir: Path) -> Prepared:
@@ -74,11 +75,14 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
     """
     data, tcfg = config.data, config.train
     scenes, timesteps = _stack_scenes(data.images, run_dir / "stacks")
+    res = _crs_resolution(scenes[0], data.resolution)
+    originals = scenes
+    scenes = _resampled_scenes(scenes, res, run_dir / "cache")
     dataset = labelled_scenes(
         scenes,
         data.labels,
         classes=data.classes,
-        res=_crs_resolution(scenes[0], data.resolution),
+        res=res,
         bands=data.bands,
         class_attribute=data.label_attribute,
         label_layer=data.label_layer,
@@ -122,7 +126,8 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
         band_indexes=list(data.bands) if data.bands else None,
         ground_resolution_m=native.ground_resolution * res / native.res[0],
     )
-    return Prepared(dataset, split, train_tile, val_tile, meta)
+    sources = dict(zip(scenes, originals, strict=True))
+    return Prepared(dataset, split, train_tile, val_tile, meta, sources)
 
 
 def fit(config: Config, *, progress: bool = True, resume: bool = False) -> TrainResult:
@@ -296,6 +301,24 @@ def _stack_scenes(entries: list, folder: Path) -> tuple[list[str], int]:
         for i, e in enumerate(entries)
     ]
     return scenes, counts.pop()
+
+
+def _resampled_scenes(
+    scenes: list[str], res: tuple[float, float] | None, folder: Path
+) -> list[str]:
+    """Scenes whose pixel size differs from ``res`` by over 5 %, resampled once into
+    ``folder`` (so sampling reads windows instead of resampling every one)."""
+    if res is None:
+        return scenes
+    out = []
+    for i, scene in enumerate(scenes):
+        native = raster_info(scene).res[0]
+        if abs(native / res[0] - 1) <= 0.05:
+            out.append(scene)
+            continue
+        log.info("resampling %s to %.3g once for training", scene, res[0])
+        out.append(str(resample_to(scene, folder / f"scene_{i}_{res[0]:.6g}.tif", res)))
+    return out
 
 
 def _crs_resolution(image: str, metres: float | None) -> tuple[float, float] | None:
