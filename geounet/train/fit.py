@@ -195,7 +195,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
     saver = BestModelSaver(
         saver_for(model_path), monitor="val_iou", save_last=saver_for(run_dir / LAST_FILE)
     )
-    trainer = _trainer(config, run_dir, [saver], progress)
+    trainer = make_trainer(config, run_dir, [saver], progress)
     with warnings.catch_warnings():
         for message in (
             ".*does not have many workers.*",
@@ -257,7 +257,10 @@ def _loaders(config: Config, prepared: Prepared) -> tuple[DataLoader, DataLoader
     )
 
 
-def _trainer(config: Config, run_dir: Path, callbacks: list, progress: bool) -> L.Trainer:
+def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool) -> L.Trainer:
+    """A Lightning trainer as the config asks: device, precision, time and epoch limits,
+    accumulation, early stopping on validation IoU, CSV (and TensorBoard) logs and a
+    ``last.ckpt`` for resumption, plus ``callbacks``."""
     tcfg = config.train
     device = select_device(tcfg.device)
     loggers = [L.pytorch.loggers.CSVLogger(run_dir, name="", version="")]
