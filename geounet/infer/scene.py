@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geounet.errors import DataError
-from geounet.infer.sliding import sliding_window_predict
+from geounet.infer.sliding import blend_weights
 from geounet.io.raster import RasterInfo, open_raster, raster_info, read_window
 from geounet.io.stack import stack_rasters
-from geounet.io.write import write_class_map
+from geounet.io.windows import window_starts
+from geounet.io.write import ClassMapWriter
 from geounet.models.bundle import ModelMeta
 from geounet.models.segmenter import Segmenter
 from geounet.runtime import autocast_dtype, select_device
@@ -39,6 +46,8 @@ class PredictOptions:
     precision: str = "auto"
     resample: bool = True
     blend: str = "cosine"
+    tta: bool = False
+    probabilities: str | os.PathLike[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,12 @@ def predict_scene(
     options: PredictOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PredictResult:
-    """Segment a whole scene and write the class map on the scene's grid.
+    """Segment a whole scene and write the class map on the scene's grid, streaming.
+
+    The scene is processed in rows of windows: a reader thread reads the next row band
+    while the model predicts the current one, blended logits are kept only for the rows
+    in flight, and finished rows go to a writer thread at once, so peak memory does not
+    grow with the scene size.
 
     Args:
         model: The trained model.
@@ -67,7 +81,8 @@ def predict_scene(
         scene: Input GeoTIFF, or a list of co-registered rasters (pre/post, dates) that
             are stacked as channels as in training.
         out: Output class-map GeoTIFF (COG, written atomically).
-        options: Tile, overlap, batch size, device, precision, resampling.
+        options: Tile, overlap, batch size, device, precision, resampling, TTA and an
+            optional probability raster.
         progress: Called as ``progress(done, total)`` over windows.
 
     Returns:
@@ -82,57 +97,247 @@ def predict_scene(
     info = raster_info(scene)
     indexes = _check_bands(info, meta)
     scale = _scale(info, meta) if options.resample else 1.0
-    height, width = info.shape
-    shape = (max(1, round(height / scale)), max(1, round(width / scale)))
-    with open_raster(scene) as src:
-        # nodata reads as the band mean: neutral after normalization
-        data, _ = read_window(
-            src,
-            Window(0, 0, width, height),
-            indexes=indexes,
-            out_shape=None if shape == info.shape else shape,
-            fill=meta.mean,
-        )
-        valid = src.dataset_mask() > 0
     if scale != 1.0:
         log.info("resampling %s by 1/%.3g to the model's resolution", info.path.name, scale)
-
     device = select_device(options.device)
-    dtype = autocast_dtype(device, options.precision)
-    model = model.to(device).eval().use_channels_last()
-    binary = meta.out_channels == 1
-
-    def predict(batch: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(batch.to(device))
-        return torch.sigmoid(logits.float()) if binary else logits.float().softmax(1)
-
+    predict = _predictor(model.to(device).eval().use_channels_last(), meta, device, options)
     tile = options.tile or max(meta.tile_size, 512)
     overlap = options.overlap if options.overlap is not None else tile // 8
-    tiles = (min(tile, shape[0]), min(tile, shape[1]))
-    probs = sliding_window_predict(
-        torch.from_numpy(data),
-        predict,
-        tile=tiles,
-        overlap=[min(overlap, t - 1) for t in tiles],
-        batch_size=options.batch_size,
-        blend=options.blend,
-        progress=progress,
-    )
-    if probs.shape[1:] != info.shape:
-        probs = F.interpolate(probs[None], size=info.shape, mode="bilinear", align_corners=False)[0]
-    classes = (probs[0] > 0.5).long() if binary else probs.argmax(0)
-    classes = classes.numpy()
     nodata = 255 if len(meta.classes) < 255 else 65535
-    classes = np.where(valid, classes, nodata)
-    write_class_map(out, classes, info, class_names=meta.classes, colors=meta.colors, nodata=nodata)
-    counts = np.bincount(classes[valid].ravel(), minlength=len(meta.classes))
+    counts = np.zeros(len(meta.classes), dtype=np.int64)
+    with (
+        _SceneReader(scene, info, indexes, scale, meta.mean) as reader,
+        ClassMapWriter(
+            out,
+            info,
+            class_names=meta.classes,
+            colors=meta.colors,
+            nodata=nodata,
+            probabilities=options.probabilities,
+        ) as writer,
+    ):
+        rows = _RowWriter(
+            writer, reader, binary=meta.out_channels == 1, nodata=nodata, counts=counts
+        )
+        _stream(reader, predict, rows, tile, overlap, options, progress)
     return PredictResult(
         path=Path(out),
-        class_pixels={name: int(n) for name, n in zip(meta.classes, counts, strict=False)},
+        class_pixels={name: int(n) for name, n in zip(meta.classes, counts, strict=True)},
         scale=scale,
         seconds=time.perf_counter() - start,
     )
+
+
+def _predictor(
+    model: Segmenter, meta: ModelMeta, device: torch.device, options: PredictOptions
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Batch of raw windows -> class probabilities, with autocast and optional TTA."""
+    dtype = autocast_dtype(device, options.precision)
+    binary = meta.out_channels == 1
+
+    def forward(batch: torch.Tensor) -> torch.Tensor:
+        with (
+            torch.inference_mode(),
+            torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+        ):
+            logits = model(batch).float()
+        return torch.sigmoid(logits) if binary else logits.softmax(1)
+
+    def predict(batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(device, non_blocking=True)
+        if not options.tta:
+            return forward(batch).cpu()
+        square = batch.shape[-1] == batch.shape[-2]
+        total = torch.zeros(())
+        n = 0
+        for k in range(4 if square else 2):
+            for flip in (False, True):
+                x = batch.rot90(k if square else 2 * k, (-2, -1))
+                x = x.flip(-1) if flip else x
+                y = forward(x)
+                y = y.flip(-1) if flip else y
+                total = total + y.rot90(-(k if square else 2 * k), (-2, -1))
+                n += 1
+        return (total / n).cpu()
+
+    return predict
+
+
+def _stream(
+    reader: _SceneReader,
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    rows: _RowWriter,
+    tile: int,
+    overlap: int,
+    options: PredictOptions,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Blend windows row of windows by row of windows; hand finished rows to ``rows``."""
+    height, width = reader.shape
+    th, tw = min(tile, height), min(tile, width)
+    row_starts = window_starts(height, th, min(overlap, th - 1))
+    col_starts = window_starts(width, tw, min(overlap, tw - 1))
+    weight = blend_weights((th, tw), options.blend)
+    total, done = len(row_starts) * len(col_starts), 0
+    acc: torch.Tensor | None = None
+    wsum = torch.zeros(th, width)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(reader.read, row_starts[0], th)
+        for i, r0 in enumerate(row_starts):
+            band = pending.result()
+            if i + 1 < len(row_starts):
+                pending = pool.submit(reader.read, row_starts[i + 1], th)
+            windows = [band[:, :, c : c + tw] for c in col_starts]
+            for b in range(0, len(windows), options.batch_size):
+                probs = predict(torch.stack(windows[b : b + options.batch_size]))
+                if acc is None:
+                    acc = torch.zeros(probs.shape[1], th, width)
+                for j, p in enumerate(probs):
+                    c = col_starts[b + j]
+                    acc[:, :, c : c + tw] += p * weight
+                    wsum[:, c : c + tw] += weight
+                done += len(probs)
+                if progress is not None:
+                    progress(done, total)
+            # rows above the next window row are final: no later window touches them
+            n = (row_starts[i + 1] if i + 1 < len(row_starts) else height) - r0
+            rows.put(r0, (acc[:, :n] / wsum[:n]).numpy())
+            acc = torch.cat([acc[:, n:], torch.zeros(acc.shape[0], n, width)], dim=1)
+            wsum = torch.cat([wsum[n:], torch.zeros(n, width)])
+        rows.close()
+
+
+class _SceneReader:
+    """Rows of the scene at the model's resolution, masked values filled with the means."""
+
+    def __init__(
+        self, path: Path, info: RasterInfo, indexes: list[int], scale: float, fill: list[float]
+    ) -> None:
+        self.path, self.info, self.indexes, self.fill = path, info, indexes, fill
+        self.shape = (max(1, round(info.height / scale)), max(1, round(info.width / scale)))
+        self.scale = scale
+
+    def __enter__(self) -> _SceneReader:
+        self.src = open_raster(self.path)
+        self.source = self.src
+        if self.shape != self.info.shape:
+            h, w = self.shape
+            transform = self.info.transform * Affine.scale(
+                self.info.width / w, self.info.height / h
+            )
+            self.source = WarpedVRT(
+                self.src, transform=transform, width=w, height=h, resampling=Resampling.average
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.source is not self.src:
+            self.source.close()
+        self.src.close()
+
+    def read(self, row: int, n: int) -> torch.Tensor:
+        """Rows ``[row, row + n)`` at model resolution as float32 (C, n, width)."""
+        window = Window(0, row, self.shape[1], n)
+        data, _ = read_window(self.source, window, indexes=self.indexes, fill=self.fill)
+        return torch.from_numpy(data)
+
+    def valid(self, row: int, n: int) -> np.ndarray:
+        """Validity of full-resolution rows ``[row, row + n)`` (GDAL dataset mask)."""
+        return self.src.dataset_mask(window=Window(0, row, self.info.width, n)) > 0
+
+
+class _RowWriter:
+    """Turns finished model-resolution probability rows into class rows on the scene grid.
+
+    Runs the upsampling (when the model works at another resolution), thresholding and
+    writing in a background thread so that the model never waits for them.
+    """
+
+    def __init__(
+        self,
+        writer: ClassMapWriter,
+        reader: _SceneReader,
+        *,
+        binary: bool,
+        nodata: int,
+        counts: np.ndarray,
+    ) -> None:
+        self.writer, self.reader = writer, reader
+        self.binary, self.nodata, self.counts = binary, nodata, counts
+        self.height, self.width = reader.info.shape
+        self.model_height = reader.shape[0]
+        self.buffer: np.ndarray | None = None  # model rows [self.top, self.top + len)
+        self.top = 0
+        self.next_row = 0  # next full-resolution row to write
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def put(self, row: int, probs: np.ndarray) -> None:
+        """Queue model rows ``[row, row + n)`` of probabilities (K, n, width)."""
+        if self.error is not None:
+            raise self.error
+        self.queue.put((row, probs))
+
+    def close(self) -> None:
+        """Flush everything and re-raise a writer error."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            while (item := self.queue.get()) is not None:
+                self._add(*item)
+        except BaseException as exc:  # surfaced in the main thread
+            self.error = exc
+            while self.queue.get() is not None:
+                pass
+
+    def _add(self, row: int, probs: np.ndarray) -> None:
+        if self.model_height == self.height:
+            self._emit(row, probs)
+            return
+        self.buffer = probs if self.buffer is None else np.concatenate([self.buffer, probs], 1)
+        available = self.top + self.buffer.shape[1]
+        final = available == self.model_height
+        ratio = self.model_height / self.height
+        end = self.next_row
+        while end < self.height:
+            c = max((end + 0.5) * ratio - 0.5, 0.0)
+            if not final and int(c) + 1 >= available:
+                break
+            end += 1
+        if end == self.next_row:
+            return
+        ys = np.arange(self.next_row, end)
+        c = np.clip((ys + 0.5) * ratio - 0.5, 0.0, self.model_height - 1)
+        i0 = np.floor(c).astype(int)
+        i1 = np.minimum(i0 + 1, self.model_height - 1)
+        t = (c - i0).astype(np.float32)[None, :, None]
+        rows = self.buffer[:, i0 - self.top] * (1 - t) + self.buffer[:, i1 - self.top] * t
+        rows = F.interpolate(
+            torch.from_numpy(np.ascontiguousarray(rows)), size=self.width, mode="linear"
+        ).numpy()
+        self._emit(self.next_row, rows)
+        keep = int(np.floor(max((end + 0.5) * ratio - 0.5, 0.0)))
+        self.buffer = self.buffer[:, max(0, keep - self.top) :]
+        self.top = max(self.top, keep)
+        self.next_row = end
+
+    def _emit(self, row: int, probs: np.ndarray) -> None:
+        """Classes (and probabilities) for full-resolution rows starting at ``row``."""
+        n = probs.shape[1]
+        if self.binary:
+            classes = (probs[0] > 0.5).astype(np.int64)
+            probs = np.stack([1 - probs[0], probs[0]])
+        else:
+            classes = probs.argmax(0)
+        valid = self.reader.valid(row, n)
+        self.counts += np.bincount(classes[valid].ravel(), minlength=len(self.counts))
+        self.writer.write_rows(row, np.where(valid, classes, self.nodata), probs)
 
 
 def _check_bands(info: RasterInfo, meta: ModelMeta) -> list[int]:

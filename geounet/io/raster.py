@@ -142,7 +142,13 @@ def read_window(
     kwargs = {"out_shape": (len(indexes), h, w)}
     if out_shape is not None:
         kwargs["resampling"] = rasterio.enums.Resampling.average
-    data = src.read(indexes, window=window, boundless=True, masked=True, **kwargs)
+    inside = (
+        window.col_off >= 0
+        and window.row_off >= 0
+        and window.col_off + window.width <= src.width
+        and window.row_off + window.height <= src.height
+    )
+    data = src.read(indexes, window=window, boundless=not inside, masked=True, **kwargs)
     masked = np.ma.getmaskarray(data)
     valid = ~masked.all(axis=0)
     if fill is None:

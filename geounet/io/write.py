@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.enums import ColorInterp
+from rasterio.windows import Window
 
 from geounet.io.atomic import atomic_output
 from geounet.io.raster import RasterInfo
@@ -50,54 +53,132 @@ def write_class_map(
     """
     if classes.shape != grid.shape:
         raise ValueError(f"class map shape {classes.shape} != grid shape {grid.shape}")
-    dtype = class_dtype(len(class_names))
-    nodata = np.iinfo(dtype).max if nodata is None else nodata
-    colors = list(colors) if colors else default_colors(len(class_names))
-    if nodata < len(class_names):
-        raise ValueError(f"nodata {nodata} collides with class ids 0..{len(class_names) - 1}")
-    ids = classes[classes != nodata]
-    if ids.size and (ids.min() < 0 or ids.max() >= len(class_names)):
-        raise ValueError(
-            f"class ids {int(ids.min())}..{int(ids.max())} outside 0..{len(class_names) - 1}"
-        )
-    profile = {
-        "driver": "GTiff",
-        "width": grid.width,
-        "height": grid.height,
-        "count": 1,
-        "dtype": dtype,
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "nodata": nodata,
-        "tiled": True,
-        "blockxsize": 512,
-        "blockysize": 512,
-        "compress": "deflate",
-    }
-    final = Path(path)
-    with atomic_output(final) as tmp:
-        staging = tmp.with_name(tmp.name + ".stage.tif")
-        try:
-            with rasterio.open(staging, "w", **profile) as dst:
-                dst.write(classes.astype(dtype, copy=False), 1)
-                dst.update_tags(**{CLASSES_TAG: json.dumps(list(class_names))})
-                dst.set_band_description(1, "class")
-                if dtype == "uint8":
-                    dst.write_colormap(
-                        1, {i: (*map(int, c[:3]), 255) for i, c in enumerate(colors)}
-                    )
-                    dst.colorinterp = [ColorInterp.palette]
-            rasterio.shutil.copy(
-                staging,
-                tmp,
-                driver="COG",
-                compress="DEFLATE",
-                overview_resampling="NEAREST",
-                blocksize=512,
+    with ClassMapWriter(path, grid, class_names=class_names, colors=colors, nodata=nodata) as w:
+        w.write_rows(0, classes)
+    return Path(path)
+
+
+class ClassMapWriter:
+    """Write a class map (and optionally class probabilities) row band by row band.
+
+    Rows go to uncompressed tiled staging GeoTIFFs beside the outputs; closing the writer
+    converts them to Cloud-Optimized GeoTIFFs (DEFLATE, overviews, colour table, class
+    names) and renames them into place. An exception inside the ``with`` block leaves
+    nothing at the output paths. Memory use does not depend on the scene size.
+
+    Args:
+        path: Class-map output path.
+        grid: The output grid (CRS, transform, size).
+        class_names: Names of classes 0..K-1.
+        colors: RGB colour per class (default palette otherwise).
+        nodata: Class-map nodata value (default 255 / 65535).
+        probabilities: Optional path of a K-band uint8 (0-255) probability COG.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        grid: RasterInfo,
+        *,
+        class_names: Sequence[str],
+        colors: Sequence[Sequence[int]] | None = None,
+        nodata: int | None = None,
+        probabilities: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.path, self.grid = Path(path), grid
+        self.class_names = list(class_names)
+        self.dtype = class_dtype(len(class_names))
+        self.nodata = np.iinfo(self.dtype).max if nodata is None else nodata
+        if self.nodata < len(class_names):
+            raise ValueError(
+                f"nodata {self.nodata} collides with class ids 0..{len(class_names) - 1}"
             )
-        finally:
-            staging.unlink(missing_ok=True)
-    return final
+        self.colors = list(colors) if colors else default_colors(len(class_names))
+        self.prob_path = Path(probabilities) if probabilities else None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> ClassMapWriter:
+        stack = self._stack.__enter__()
+        self._tmp = stack.enter_context(atomic_output(self.path))
+        self._staging = self._tmp.with_name(self._tmp.name + ".stage.tif")
+        stack.callback(self._staging.unlink, missing_ok=True)
+        self._dst = rasterio.open(self._staging, "w", **self._profile(1, self.dtype, self.nodata))
+        stack.callback(self._dst.close)
+        self._dst.update_tags(**{CLASSES_TAG: json.dumps(self.class_names)})
+        self._dst.set_band_description(1, "class")
+        if self.dtype == "uint8":
+            cmap = {i: (*map(int, c[:3]), 255) for i, c in enumerate(self.colors)}
+            self._dst.write_colormap(1, cmap)
+            self._dst.colorinterp = [ColorInterp.palette]
+        self._prob = None
+        if self.prob_path is not None:
+            self._prob_tmp = stack.enter_context(atomic_output(self.prob_path))
+            self._prob_staging = self._prob_tmp.with_name(self._prob_tmp.name + ".stage.tif")
+            stack.callback(self._prob_staging.unlink, missing_ok=True)
+            k = len(self.class_names)
+            self._prob = rasterio.open(self._prob_staging, "w", **self._profile(k, "uint8", None))
+            stack.callback(self._prob.close)
+            self._prob.update_tags(**{CLASSES_TAG: json.dumps(self.class_names)})
+            for i, name in enumerate(self.class_names, start=1):
+                self._prob.set_band_description(i, f"p({name})")
+        return self
+
+    def _profile(self, count: int, dtype: str, nodata: float | None) -> dict:
+        g = self.grid
+        return {
+            "driver": "GTiff",
+            "width": g.width,
+            "height": g.height,
+            "count": count,
+            "dtype": dtype,
+            "crs": g.crs,
+            "transform": g.transform,
+            "nodata": nodata,
+            "tiled": True,
+            "blockxsize": 512,
+            "blockysize": 512,
+            "BIGTIFF": "IF_SAFER",
+        }
+
+    def write_rows(self, row: int, classes: np.ndarray, probs: np.ndarray | None = None) -> None:
+        """Write class ids (n, width) and optionally probabilities (K, n, width) in [0, 1]."""
+        ids = classes[classes != self.nodata]
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self.class_names)):
+            raise ValueError(
+                f"class ids {int(ids.min())}..{int(ids.max())} outside "
+                f"0..{len(self.class_names) - 1}"
+            )
+        window = Window(0, row, classes.shape[1], classes.shape[0])
+        self._dst.write(classes.astype(self.dtype, copy=False), 1, window=window)
+        if self._prob is not None and probs is not None:
+            scaled = np.clip(np.rint(probs * 255), 0, 255).astype(np.uint8)
+            self._prob.write(scaled, window=window)
+
+    def __exit__(self, *exc: object) -> bool | None:
+        try:
+            if exc[0] is None:
+                self._dst.close()
+                _to_cog(self._staging, self._tmp, "NEAREST")
+                if self._prob is not None:
+                    self._prob.close()
+                    _to_cog(self._prob_staging, self._prob_tmp, "AVERAGE")
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        return self._stack.__exit__(*exc)
+
+
+def _to_cog(staging: Path, out: Path, overview_resampling: str) -> None:
+    rasterio.shutil.copy(
+        staging,
+        out,
+        driver="COG",
+        compress="DEFLATE",
+        overview_resampling=overview_resampling,
+        blocksize=512,
+        BIGTIFF="IF_SAFER",
+        NUM_THREADS="ALL_CPUS",
+    )
 
 
 def default_colors(n: int) -> list[tuple[int, int, int]]:

@@ -166,16 +166,19 @@ def test_coarser_model_resolution_triggers_resampling(
     scene, _, truth = _scene(tmp_path, height=160, width=200)
     out = tmp_path / "out.tif"
     seen: list[tuple[int, ...]] = []
-    original = scene_module.sliding_window_predict
+    original = scene_module._SceneReader.read
 
-    def spy(image, *args, **kwargs):
-        seen.append(tuple(image.shape))
-        return original(image, *args, **kwargs)
+    def spy(self, row, n):
+        band = original(self, row, n)
+        seen.append((row, *band.shape))
+        return band
 
-    monkeypatch.setattr(scene_module, "sliding_window_predict", spy)
+    monkeypatch.setattr(scene_module._SceneReader, "read", spy)
     result = predict_scene(_threshold_model(), _meta(resolution=2.0), scene, out, CPU)
     assert result.scale == pytest.approx(2.0, rel=1e-3)  # UTM scale factor 0.9996
-    assert seen == [(3, 80, 100)]  # the model saw the scene at its 2 m training resolution
+    # the model saw the scene at its 2 m training resolution: 80 x 100 pixels, in bands
+    assert {(c, w) for _, c, _, w in seen} == {(3, 100)}
+    assert max(row + n for row, _, n, _ in seen) == 80
     classes, _, crs, transform = _read(out)
     with rasterio.open(scene) as src:
         assert crs == src.crs and transform == src.transform
