@@ -27,6 +27,18 @@ from geounet.cli.options import device_option, precision_option, progress_enable
     is_flag=True,
     help="Predict at the scene's resolution even if the model was trained at another one.",
 )
+@click.option("--tta", is_flag=True, help="Average over flips and 90-degree rotations (8x work).")
+@click.option(
+    "--probabilities",
+    is_flag=True,
+    help="Also write OUT_proba.tif: one uint8 band (0-255) of probability per class.",
+)
+@click.option(
+    "--vector",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also vectorize the class map into this file (.geojson, .gpkg, .fgb, ...).",
+)
 @device_option
 @precision_option
 @click.pass_context
@@ -39,6 +51,9 @@ def predict(
     overlap: int | None,
     batch_size: int,
     no_resample: bool,
+    tta: bool,
+    probabilities: bool,
+    vector: str | None,
     device: str,
     precision: str,
 ) -> None:
@@ -47,12 +62,16 @@ def predict(
     For models trained on stacked dates (pre/post disaster, several dates), give each
     scene's co-registered rasters comma-separated: pre.tif,post.tif.
     """
+    import dataclasses
+
     from tqdm import tqdm
 
     from geounet.infer.scene import PredictOptions, predict_scene
     from geounet.models.bundle import load_bundle
 
     net, meta = load_bundle(model)
+    if vector and len(scenes) > 1:
+        raise click.UsageError("--vector takes one scene; vectorize several masks one by one")
     options = PredictOptions(
         tile=tile_size,
         overlap=overlap,
@@ -60,6 +79,7 @@ def predict(
         device=device,
         precision=precision,
         resample=not no_resample,
+        tta=tta,
     )
     stacks = [s.split(",") if "," in s else [s] for s in scenes]
     outputs = _outputs([stack[0] for stack in stacks], Path(output))
@@ -72,9 +92,18 @@ def predict(
                 bar.total = total
                 bar.update(done - bar.n)
 
-            result = predict_scene(net, meta, scene, out, options, progress)
+            proba = out.with_name(f"{out.stem}_proba{out.suffix}") if probabilities else None
+            scene_options = dataclasses.replace(options, probabilities=proba)
+            result = predict_scene(net, meta, scene, out, scene_options, progress)
         share = ", ".join(f"{k} {v}" for k, v in result.class_pixels.items())
         click.echo(f"{result.path}  ({share} px; {result.seconds:.1f} s)")
+        if proba is not None:
+            click.echo(f"{proba}  (class probabilities)")
+    if vector:
+        from geounet.api import vectorize as run_vectorize
+
+        gdf = run_vectorize(outputs[0], vector)
+        click.echo(f"{vector}  ({len(gdf)} polygons)")
 
 
 def _outputs(scenes: list[str], output: Path) -> list[Path]:
