@@ -96,7 +96,14 @@ def predict_scene(
     options = options or PredictOptions()
     info = raster_info(scene)
     indexes = _check_bands(info, meta)
-    scale = _scale(info, meta) if options.resample else 1.0
+    scale = _scale(info, meta)
+    if not options.resample and scale != 1.0:
+        warnings.warn(
+            f"{info.path}: {info.ground_resolution:.3g} m pixels, but the model was trained at "
+            f"{meta.ground_resolution_m:.3g} m; predicting without resampling may degrade results",
+            stacklevel=2,
+        )
+        scale = 1.0
     if scale != 1.0:
         log.info("resampling %s by 1/%.3g to the model's resolution", info.path.name, scale)
     device = select_device(options.device)

@@ -192,7 +192,8 @@ def test_resampling_can_be_disabled(tmp_path: Path) -> None:
     scene, _, truth = _scene(tmp_path)
     out = tmp_path / "out.tif"
     options = PredictOptions(device="cpu", precision="fp32", tile=64, resample=False)
-    result = predict_scene(_threshold_model(), _meta(resolution=2.0), scene, out, options)
+    with pytest.warns(UserWarning, match="trained at 2 m; predicting without resampling"):
+        result = predict_scene(_threshold_model(), _meta(resolution=2.0), scene, out, options)
     assert result.scale == 1.0
     np.testing.assert_array_equal(_read(out)[0], truth)
 
