@@ -83,6 +83,11 @@ def training_curves_figure(metrics_csv: Path, path: Path) -> Path:
     return path
 
 
+def _num(value: float | None, digits: int = 2) -> str:
+    """A metric for the table, or a dash when it does not apply (absent class)."""
+    return "-" if value is None or value != value else f"{value:.{digits}f}"
+
+
 def write_report(
     metrics: dict[str, Any], meta: ModelMeta, figures: Sequence[Path], path: Path, *, model: Path
 ) -> Path:
@@ -94,10 +99,10 @@ def write_report(
         f"trained at {meta.ground_resolution_m or float('nan'):.3g} m. "
         f"Regions evaluated: {metrics['regions']}.",
         "",
-        f"- pixel accuracy: {metrics['pixel_accuracy']:.4f}",
-        f"- macro IoU: {metrics['macro_iou']:.4f} (mean over classes)",
-        f"- micro IoU: {metrics['micro_iou']:.4f} (pooled over classes)",
-        f"- macro Dice/F1: {metrics['macro_dice']:.4f}",
+        f"- pixel accuracy: {_num(metrics['pixel_accuracy'], 4)}",
+        f"- macro IoU: {_num(metrics['macro_iou'], 4)} (mean over classes)",
+        f"- micro IoU: {_num(metrics['micro_iou'], 4)} (pooled over classes)",
+        f"- macro Dice/F1: {_num(metrics['macro_dice'], 4)}",
         "",
         "## Per class",
         "",
@@ -108,9 +113,10 @@ def write_report(
         c = metrics["classes"][name] if "classes" in metrics else metrics[name]
         b = metrics["boundary"].get(name, {})
         lines.append(
-            f"| {name} | {c['iou']:.4f} | {c['dice']:.4f} | {c['precision']:.4f} | "
-            f"{c['recall']:.4f} | {c['support']} | {b.get('hd95_m', float('nan')):.2f} | "
-            f"{b.get('hd_m', float('nan')):.2f} |"
+            f"| {name} | {_num(c['iou'], 4)} | {_num(c['dice'], 4)} | "
+            f"{_num(c['precision'], 4)} | {_num(c['recall'], 4)} | {c['support']} | "
+            f"{_num(b.get('hd95_m'))} | "
+            f"{_num(b.get('hd_m'))} |"
         )
     lines += ["", "## Confusion matrix (rows: truth, columns: prediction)", ""]
     lines.append("| | " + " | ".join(meta.classes) + " |")
