@@ -32,5 +32,12 @@ format: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
+# Figures for docs/: model zoo, training pipeline, scene inference (several minutes each).
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/models.py
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/inference.py
+
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .ruff_cache

@@ -109,6 +109,11 @@ def test_outputs_are_styled_cogs_on_the_grid(tmp_path: Path) -> None:
         assert p.count == 3 and p.descriptions == ("p(c0)", "p(c1)", "p(c2)")
         total = p.read().astype(int).sum(0)
         assert np.abs(total - 255).max() <= 2  # probabilities sum to one
+    from rio_cogeo.cogeo import cog_validate
+
+    for path in (out, proba):
+        valid, errors, _ = cog_validate(str(path), quiet=True)
+        assert valid, errors
     assert sorted(x.name for x in tmp_path.iterdir()) == ["c.tif", "p.tif", "scene.tif"]
 
 
