@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -164,6 +165,7 @@ def main() -> None:
     parser.add_argument("--case", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
+        os.environ.setdefault("GDAL_CACHEMAX", "64")  # as the geounet CLI does
         print(json.dumps(case(*args.case)))
         return
     tmp = Path(tempfile.mkdtemp())

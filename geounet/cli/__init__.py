@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -62,6 +63,9 @@ def main() -> None:
     """Entry point: run the CLI, printing user errors as one line without a traceback."""
     from geounet.errors import GeounetError
 
+    # GDAL's block cache defaults to 5 % of RAM; streaming needs little and a small cache
+    # keeps peak memory independent of the scene size. Set it before GDAL starts.
+    os.environ.setdefault("GDAL_CACHEMAX", "64")
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

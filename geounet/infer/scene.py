@@ -24,7 +24,7 @@ from rasterio.windows import Window
 
 from geounet.errors import DataError
 from geounet.infer.sliding import blend_weights
-from geounet.io.raster import RasterInfo, open_raster, raster_info, read_window
+from geounet.io.raster import RasterInfo, open_raster, raster_info
 from geounet.io.stack import stack_rasters
 from geounet.io.windows import window_starts
 from geounet.io.write import ClassMapWriter
@@ -194,9 +194,9 @@ def _stream(
             band = pending.result()
             if i + 1 < len(row_starts):
                 pending = pool.submit(reader.read, row_starts[i + 1], th)
-            windows = [band[:, :, c : c + tw] for c in col_starts]
-            for b in range(0, len(windows), options.batch_size):
-                probs = predict(torch.stack(windows[b : b + options.batch_size]))
+            for b in range(0, len(col_starts), options.batch_size):
+                cols = col_starts[b : b + options.batch_size]
+                probs = predict(torch.stack([band.window(c, tw) for c in cols]))
                 if acc is None:
                     acc = torch.zeros(probs.shape[1], th, width)
                 for j, p in enumerate(probs):
@@ -209,8 +209,11 @@ def _stream(
             # rows above the next window row are final: no later window touches them
             n = (row_starts[i + 1] if i + 1 < len(row_starts) else height) - r0
             rows.put(r0, (acc[:, :n] / wsum[:n]).numpy())
-            acc = torch.cat([acc[:, n:], torch.zeros(acc.shape[0], n, width)], dim=1)
-            wsum = torch.cat([wsum[n:], torch.zeros(n, width)])
+            # shift the rows still in flight to the top, in place (no growing allocations)
+            acc[:, : th - n] = acc[:, n:].clone()
+            acc[:, th - n :] = 0
+            wsum[: th - n] = wsum[n:].clone()
+            wsum[th - n :] = 0
         rows.close()
 
 
@@ -242,15 +245,38 @@ class _SceneReader:
             self.source.close()
         self.src.close()
 
-    def read(self, row: int, n: int) -> torch.Tensor:
-        """Rows ``[row, row + n)`` at model resolution as float32 (C, n, width)."""
+    def read(self, row: int, n: int) -> _Band:
+        """Rows ``[row, row + n)`` at model resolution, in the raster's own dtype."""
         window = Window(0, row, self.shape[1], n)
-        data, _ = read_window(self.source, window, indexes=self.indexes, fill=self.fill)
-        return torch.from_numpy(data)
+        data = self.source.read(self.indexes, window=window, masked=True)
+        mask = np.ma.getmask(data)
+        return _Band(np.ma.getdata(data), None if mask is np.ma.nomask else mask, self.fill)
 
     def valid(self, row: int, n: int) -> np.ndarray:
         """Validity of full-resolution rows ``[row, row + n)`` (GDAL dataset mask)."""
         return self.src.dataset_mask(window=Window(0, row, self.info.width, n)) > 0
+
+
+class _Band:
+    """A band of rows kept in the raster's dtype (4x smaller than float32 for 8-bit
+    imagery); windows become float32, masked values filled with the band means."""
+
+    def __init__(self, data: np.ndarray, mask: np.ndarray | None, fill: list[float]) -> None:
+        self.data, self.mask = data, mask
+        self.fill = np.asarray(fill, dtype=np.float32)[:, None, None]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(C, n, width)."""
+        return self.data.shape
+
+    def window(self, col: int, width: int) -> torch.Tensor:
+        """Columns ``[col, col + width)`` as float32 (C, n, width)."""
+        values = self.data[:, :, col : col + width].astype(np.float32)
+        if self.mask is not None:
+            masked = self.mask[:, :, col : col + width]
+            values = np.where(masked, self.fill, values)
+        return torch.from_numpy(values)
 
 
 class _RowWriter:
@@ -276,7 +302,7 @@ class _RowWriter:
         self.buffer: np.ndarray | None = None  # model rows [self.top, self.top + len)
         self.top = 0
         self.next_row = 0  # next full-resolution row to write
-        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -337,14 +363,17 @@ class _RowWriter:
     def _emit(self, row: int, probs: np.ndarray) -> None:
         """Classes (and probabilities) for full-resolution rows starting at ``row``."""
         n = probs.shape[1]
+        dtype = np.uint8 if self.nodata == 255 else np.uint16
         if self.binary:
-            classes = (probs[0] > 0.5).astype(np.int64)
-            probs = np.stack([1 - probs[0], probs[0]])
+            classes = (probs[0] > 0.5).astype(dtype)
+            if self.writer.prob_path is not None:
+                probs = np.stack([1 - probs[0], probs[0]])
         else:
-            classes = probs.argmax(0)
+            classes = probs.argmax(0).astype(dtype)
         valid = self.reader.valid(row, n)
-        self.counts += np.bincount(classes[valid].ravel(), minlength=len(self.counts))
-        self.writer.write_rows(row, np.where(valid, classes, self.nodata), probs)
+        self.counts += np.bincount(classes[valid], minlength=len(self.counts))
+        classes[~valid] = self.nodata
+        self.writer.write_rows(row, classes, probs if self.writer.prob_path else None)
 
 
 def _check_bands(info: RasterInfo, meta: ModelMeta) -> list[int]:
