@@ -22,6 +22,15 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    """Write a figure atomically as PNG and free it."""
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=80)
+    _pyplot().close(fig)
+    return path
+
+
 def _display(rgb: np.ndarray) -> np.ndarray:
     """A 2-98 % stretched (H, W, 3) image for display, from 1 or 3 bands."""
     img = rgb.astype(np.float32)
@@ -50,11 +59,7 @@ def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Pat
             ax.imshow(panel, interpolation="nearest")
             ax.set_title(title)
             ax.axis("off")
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def training_curves_figure(metrics_csv: Path, path: Path) -> Path:
@@ -76,11 +81,7 @@ def training_curves_figure(metrics_csv: Path, path: Path) -> Path:
     ax2.plot(*column("val_iou"), color="tab:green")
     ax2.set_xlabel("epoch")
     ax2.set_title("validation IoU")
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _num(value: float | None, digits: int = 2) -> str:
