@@ -5,8 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from geounet.errors import ModelError
-from geounet.models.unet import _CONV, _CONV_T, _NORM, DoubleConv, Down, kaiming_init
+from geounet.models.unet import (
+    _CONV,
+    _CONV_T,
+    _NORM,
+    DoubleConv,
+    Down,
+    check_arguments,
+    kaiming_init,
+)
 
 
 class AttentionGate(nn.Module):
@@ -48,11 +55,7 @@ class AttentionUNet(nn.Module):
         self, in_channels: int, classes: int, *, width: int = 32, depth: int = 4, dims: int = 2
     ) -> None:
         super().__init__()
-        if min(in_channels, classes, width, depth) < 1 or dims not in (2, 3):
-            raise ModelError(
-                f"attention_unet needs positive in_channels/classes/width/depth and dims 2 or 3, "
-                f"got {in_channels=}, {classes=}, {width=}, {depth=}, {dims=}"
-            )
+        check_arguments("attention_unet", in_channels, classes, width, depth, dims)
         self.stride = 2**depth
         chans = [width * 2**i for i in range(depth + 1)]
         self.downs = nn.ModuleList(

@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from geounet.errors import ModelError
-from geounet.models.unet import _CONV, _NORM, _UPSAMPLE_MODE, kaiming_init
+from geounet.models.unet import _CONV, _NORM, _UPSAMPLE_MODE, check_arguments, kaiming_init
 
 
 class ResidualUnit(nn.Module):
@@ -58,11 +57,7 @@ class ResUNet(nn.Module):
         self, in_channels: int, classes: int, *, width: int = 64, depth: int = 3, dims: int = 2
     ) -> None:
         super().__init__()
-        if min(in_channels, classes, width, depth) < 1 or dims not in (2, 3):
-            raise ModelError(
-                f"resunet needs positive in_channels/classes/width/depth and dims 2 or 3, "
-                f"got {in_channels=}, {classes=}, {width=}, {depth=}, {dims=}"
-            )
+        check_arguments("resunet", in_channels, classes, width, depth, dims)
         self.stride, self.dims = 2**depth, dims
         chans = [width * 2**i for i in range(depth + 1)]
         self.encoder = nn.ModuleList([ResidualUnit(in_channels, chans[0], first=True, dims=dims)])

@@ -19,6 +19,25 @@ _POOL = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
 _UPSAMPLE_MODE = {2: "bilinear", 3: "trilinear"}
 
 
+def check_arguments(
+    name: str,
+    in_channels: int,
+    classes: int,
+    width: int,
+    depth: int,
+    dims: int,
+    max_depth: int | None = None,
+) -> None:
+    """Raise a :class:`ModelError` naming ``name`` for arguments no network can use."""
+    depth_ok = depth >= 1 and (max_depth is None or depth <= max_depth)
+    if min(in_channels, classes, width) < 1 or not depth_ok or dims not in (2, 3):
+        depths = "depth >= 1" if max_depth is None else f"depth 1..{max_depth}"
+        raise ModelError(
+            f"{name} needs positive in_channels/classes/width, {depths} and dims 2 or 3, "
+            f"got {in_channels=}, {classes=}, {width=}, {depth=}, {dims=}"
+        )
+
+
 def kaiming_init(module: nn.Module) -> None:
     """He-normal weights (fan-in, ReLU) and zero biases for every convolution."""
     for m in module.modules():

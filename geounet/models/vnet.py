@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from geounet.errors import ModelError
-from geounet.models.unet import _CONV, _CONV_T, _NORM
+from geounet.models.unet import _CONV, _CONV_T, _NORM, check_arguments
 
 ENCODER_CONVS = (1, 2, 3, 3, 3)  # convolutions per stage, input stage first, bottom last
 DECODER_CONVS = (3, 3, 2, 1)
@@ -62,11 +62,7 @@ class VNet(nn.Module):
         dims: int = 3,
     ) -> None:
         super().__init__()
-        if min(in_channels, classes, width) < 1 or not 1 <= depth <= 4 or dims not in (2, 3):
-            raise ModelError(
-                f"vnet needs positive in_channels/classes/width, depth 1..4 and dims 2 or 3, "
-                f"got {in_channels=}, {classes=}, {width=}, {depth=}, {dims=}"
-            )
+        check_arguments("vnet", in_channels, classes, width, depth, dims, max_depth=4)
         if kernel < 1 or kernel % 2 == 0:
             raise ModelError(f"vnet kernel must be odd and positive, got {kernel}")
         conv, conv_t = _CONV[dims], _CONV_T[dims]

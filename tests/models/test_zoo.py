@@ -112,3 +112,18 @@ def test_info_command_prints_metadata(tmp_path: Path) -> None:
     assert "'width': 4" in result.output
     result = CliRunner().invoke(cli, ["info", "--json", str(path)])
     assert '"in_channels": 3' in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "message"),
+    [
+        ("attention_unet", {"depth": 0}, "attention_unet needs positive"),
+        ("resunet", {"width": 0}, "resunet needs positive"),
+        ("vnet", {"depth": 5}, r"vnet needs .*depth 1\.\.4"),
+    ],
+)
+def test_invalid_own_model_arguments(name: str, arguments: dict, message: str) -> None:
+    from geounet.models.registry import build_model
+
+    with pytest.raises(ModelError, match=message):
+        build_model(name, 3, 2, **arguments)
