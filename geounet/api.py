@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import geopandas as gpd
 
@@ -19,7 +20,7 @@ from geounet.infer.scene import PredictOptions, PredictResult, predict_scene
 from geounet.models.bundle import ModelMeta, load_bundle
 from geounet.models.segmenter import Segmenter
 from geounet.train.fit import TrainResult, fit
-from geounet.vectorize import polygonize_raster, write_vectors
+from geounet.vectorize import VectorizeOptions, vectorize_raster, write_vectors
 
 PathLike = str | os.PathLike[str]
 
@@ -56,19 +57,46 @@ def predict(
 def vectorize(
     mask: PathLike,
     out: PathLike | None = None,
+    options: VectorizeOptions | None = None,
     *,
-    classes: Sequence[int] | None = None,
-    min_area_m2: float = 0.0,
+    probabilities: PathLike | None = None,
+    crs: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    **settings: Any,
 ) -> gpd.GeoDataFrame:
-    """Polygons of a class map (class id, name, area in m2), optionally written to ``out``.
+    """Polygons of a class-map raster, cleaned and measured, optionally written to ``out``.
 
-    The format follows ``out``'s extension: GeoJSON (RFC 7946, EPSG:4326), GeoPackage,
-    FlatGeobuf, GeoParquet or shapefile (native CRS).
+    Example:
+        >>> gu.vectorize("mask.tif", "buildings.gpkg", regularize=True, min_area_m2=10)
+
+    Args:
+        mask: Single-band class-map GeoTIFF (as ``predict`` writes).
+        out: Optional output file; its extension picks the format: GeoJSON (RFC 7946,
+            EPSG:4326), GeoPackage, FlatGeobuf, GeoParquet or shapefile (native CRS).
+        options: A :class:`VectorizeOptions`; or give its fields as keyword ``settings``
+            (``classes``, ``min_area_m2``, ``fill_holes_m2``, ``simplify_m``,
+            ``regularize``, ``smooth``, ``connectivity``, ``window``).
+        probabilities: Probability raster from ``predict`` for a ``confidence`` column.
+        crs: CRS to write non-GeoJSON formats in (default: the raster's).
+        progress: Called with (windows done, windows in all).
+
+    Returns:
+        GeoDataFrame in the raster's CRS: ``class_id``, ``class_name``, ``area_m2``,
+        ``perimeter_m`` (and ``confidence``), one valid polygon per region.
     """
-    gdf = polygonize_raster(mask, classes=classes, min_area_m2=min_area_m2)
+    if settings:
+        options = (options or VectorizeOptions()).replace(**settings)
+    gdf = vectorize_raster(mask, options, probabilities=probabilities, progress=progress)
     if out is not None:
-        write_vectors(gdf, out)
+        write_vectors(gdf, out, crs=crs)
     return gdf
 
 
-__all__ = ["PredictOptions", "load_model", "predict", "train", "vectorize"]
+__all__ = [
+    "PredictOptions",
+    "VectorizeOptions",
+    "load_model",
+    "predict",
+    "train",
+    "vectorize",
+]

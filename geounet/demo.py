@@ -15,7 +15,7 @@ from geounet.infer.scene import PredictOptions, predict_scene
 from geounet.io.labels import rasterize_labels, read_labels
 from geounet.models.bundle import load_bundle
 from geounet.train.fit import fit
-from geounet.vectorize import polygonize_raster, write_vectors
+from geounet.vectorize import VectorizeOptions, vectorize_raster, write_vectors
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,15 @@ def run_demo(
     echo(f"[3/4] predicting {test_scene.image_path.name} ...")
     net, meta = load_bundle(result.model_path)
     mask_path = out / "test_mask.tif"
-    predict_scene(net, meta, test_scene.image_path, mask_path, PredictOptions())
+    proba_path = out / "test_proba.tif"
+    predict_scene(
+        net, meta, test_scene.image_path, mask_path, PredictOptions(probabilities=proba_path)
+    )
 
-    echo("[4/4] vectorizing ...")
+    echo("[4/4] vectorizing (regularized footprints, mean confidence) ...")
     polygons_path = out / "test_buildings_predicted.geojson"
-    gdf = polygonize_raster(mask_path, min_area_m2=4.0)
+    options = VectorizeOptions(min_area_m2=4.0, fill_holes_m2=4.0, regularize=True)
+    gdf = vectorize_raster(mask_path, options, probabilities=proba_path)
     write_vectors(gdf, polygons_path)
 
     with rasterio.open(mask_path) as src:

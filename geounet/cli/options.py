@@ -29,3 +29,88 @@ precision_option = click.option(
 def progress_enabled(ctx: click.Context) -> bool:
     """Progress bars unless ``-q`` was given."""
     return (ctx.find_root().obj or {}).get("verbosity", 0) >= 0
+
+
+def _class_list(value: str | None) -> list[int | str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return [int(v) if v.lstrip("-").isdigit() else v for v in items]
+
+
+def vector_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Polygon cleaning and output options shared by ``vectorize`` and ``predict --vector``."""
+    decorators = [
+        click.option(
+            "--classes",
+            default=None,
+            help="Classes to vectorize, ids or names, comma-separated [all but background].",
+        ),
+        click.option("--min-area", type=float, default=0.0, help="Drop polygons below this, m2."),
+        click.option("--fill-holes", type=float, default=0.0, help="Fill holes below this, m2."),
+        click.option(
+            "--simplify", type=float, default=0.0, help="Simplify: largest outline shift, m."
+        ),
+        click.option(
+            "--regularize",
+            is_flag=False,
+            flag_value="all",
+            default=None,
+            metavar="[CLASSES]",
+            help="Building outlines: right angles, rectangles (all classes, or those listed).",
+        ),
+        click.option(
+            "--smooth",
+            is_flag=False,
+            flag_value="all",
+            default=None,
+            metavar="[CLASSES]",
+            help="Rounded outlines for natural classes (all classes, or those listed).",
+        ),
+        click.option(
+            "--connectivity",
+            type=click.Choice(["4", "8"]),
+            default="4",
+            show_default=True,
+            help="8: pixels touching at a corner join one polygon.",
+        ),
+        click.option(
+            "--crs",
+            "vector_crs",
+            default=None,
+            help="CRS of .gpkg/.fgb/.parquet/.shp output, e.g. EPSG:3857 [the raster's].",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
+
+
+def make_vectorize_options(
+    classes: str | None,
+    min_area: float,
+    fill_holes: float,
+    simplify: float,
+    regularize: str | None,
+    smooth: str | None,
+    connectivity: str,
+    window: int = 2048,
+) -> Any:
+    """A :class:`~geounet.vectorize.VectorizeOptions` from the shared CLI options."""
+    from geounet.vectorize.options import VectorizeOptions
+
+    def choice(value: str | None) -> bool | list[int | str]:
+        if value is None:
+            return False
+        return True if value == "all" else _class_list(value) or False
+
+    return VectorizeOptions(
+        classes=_class_list(classes),
+        connectivity=int(connectivity),
+        min_area_m2=min_area,
+        fill_holes_m2=fill_holes,
+        simplify_m=simplify,
+        regularize=choice(regularize),
+        smooth=choice(smooth),
+        window=window,
+    )

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from geounet.cli.options import device_option, precision_option, progress_enabled
+from geounet.cli.options import (
+    device_option,
+    make_vectorize_options,
+    precision_option,
+    progress_enabled,
+    vector_options,
+)
 
 
 @click.command()
@@ -37,8 +44,10 @@ from geounet.cli.options import device_option, precision_option, progress_enable
     "--vector",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Also vectorize the class map into this file (.geojson, .gpkg, .fgb, ...).",
+    help="Also vectorize the class map into this file (.geojson, .gpkg, .fgb, ...); "
+    "the options below shape the polygons.",
 )
+@vector_options
 @device_option
 @precision_option
 @click.pass_context
@@ -56,6 +65,8 @@ def predict(
     vector: str | None,
     device: str,
     precision: str,
+    vector_crs: str | None,
+    **shared: Any,
 ) -> None:
     """Segment SCENES with MODEL; write class maps on the scenes' grids (COG).
 
@@ -69,9 +80,14 @@ def predict(
     from geounet.infer.scene import PredictOptions, predict_scene
     from geounet.models.bundle import load_bundle
 
-    net, meta = load_bundle(model)
     if vector and len(scenes) > 1:
         raise click.UsageError("--vector takes one scene; vectorize several masks one by one")
+    if vector:
+        from geounet.vectorize.export import check_vector_path
+
+        check_vector_path(vector, crs=vector_crs)
+    vector_opts = make_vectorize_options(**shared)
+    net, meta = load_bundle(model)
     options = PredictOptions(
         tile=tile_size,
         overlap=overlap,
@@ -102,7 +118,14 @@ def predict(
     if vector:
         from geounet.api import vectorize as run_vectorize
 
-        gdf = run_vectorize(outputs[0], vector)
+        proba = outputs[0].with_name(f"{outputs[0].stem}_proba{outputs[0].suffix}")
+        gdf = run_vectorize(
+            outputs[0],
+            vector,
+            vector_opts,
+            probabilities=proba if probabilities else None,
+            crs=vector_crs,
+        )
         click.echo(f"{vector}  ({len(gdf)} polygons)")
 
 

@@ -1,8 +1,12 @@
-"""``geounet vectorize``: class map to polygons (GeoJSON, GPKG, FlatGeobuf, ...)."""
+"""``geounet vectorize``: class map to clean polygons (GeoJSON, GPKG, FlatGeobuf, ...)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+
+from geounet.cli.options import make_vectorize_options, progress_enabled, vector_options
 
 
 @click.command()
@@ -14,23 +18,52 @@ import click
     type=click.Path(dir_okay=False),
     help="Output vector file; format from the extension (.geojson, .gpkg, .fgb, .parquet, .shp).",
 )
+@vector_options
 @click.option(
-    "--classes",
+    "--probabilities",
+    type=click.Path(dir_okay=False),
     default=None,
-    help="Comma-separated class ids to vectorize (default: all but background).",
+    help="Probability raster (predict --probabilities) for a mean confidence per polygon.",
 )
-@click.option("--min-area", type=float, default=0.0, show_default=True, help="Minimum area, m2.")
-def vectorize(mask: str, output: str, classes: str | None, min_area: float) -> None:
-    """Turn the class map MASK into polygons with class name and area in m2."""
+@click.option("--window", type=int, default=2048, show_default=True, help="Pixels per window side.")
+@click.pass_context
+def vectorize(
+    ctx: click.Context,
+    mask: str,
+    output: str,
+    probabilities: str | None,
+    window: int,
+    vector_crs: str | None,
+    **shared: Any,
+) -> None:
+    """Turn the class map MASK into polygons with class, area, perimeter (and confidence).
+
+    Areas and lengths are in m2 and m on the ground whatever the raster's CRS. Large
+    rasters are read window by window; polygons crossing windows are merged exactly.
+
+    \b
+    Examples:
+      geounet vectorize mask.tif -o footprints.geojson --min-area 10 --regularize
+      geounet vectorize landcover.tif -o cover.gpkg --simplify 2 --smooth water,forest
+    """
+    from tqdm import tqdm
+
     from geounet.api import vectorize as run
 
-    ids = None
-    if classes:
-        try:
-            ids = [int(c) for c in classes.split(",")]
-        except ValueError as exc:
-            raise click.BadParameter(
-                "use comma-separated integers, e.g. 1,2", param_hint="--classes"
-            ) from exc
-    gdf = run(mask, output, classes=ids, min_area_m2=min_area)
+    options = make_vectorize_options(window=window, **shared)
+    bars: list[tqdm] = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:  # opened on the first window, so input errors print no bar
+            bars.append(tqdm(desc="vectorize", unit="win", total=total, disable=not show))
+        bars[0].update(done - bars[0].n)
+
+    show = progress_enabled(ctx)
+    try:
+        gdf = run(
+            mask, output, options, probabilities=probabilities, crs=vector_crs, progress=progress
+        )
+    finally:
+        for bar in bars:
+            bar.close()
     click.echo(f"{output}  ({len(gdf)} polygons)")

@@ -11,16 +11,30 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from geounet.vectorize.export import write_vectors
-    from geounet.vectorize.polygons import geodesic_area_m2, polygonize, polygonize_raster
+    from geounet.vectorize.measure import geodesic_area_m2, geodesic_area_perimeter
+    from geounet.vectorize.options import VectorizeOptions
+    from geounet.vectorize.pipeline import polygonize, vectorize_raster
+    from geounet.vectorize.regularize import regularize_polygon
 
 _EXPORTS = {
-    "polygonize": "geounet.vectorize.polygons",
-    "polygonize_raster": "geounet.vectorize.polygons",
-    "geodesic_area_m2": "geounet.vectorize.polygons",
+    "VectorizeOptions": "geounet.vectorize.options",
+    "polygonize": "geounet.vectorize.pipeline",
+    "vectorize_raster": "geounet.vectorize.pipeline",
+    "geodesic_area_m2": "geounet.vectorize.measure",
+    "geodesic_area_perimeter": "geounet.vectorize.measure",
+    "regularize_polygon": "geounet.vectorize.regularize",
     "write_vectors": "geounet.vectorize.export",
 }
 
-__all__ = ["geodesic_area_m2", "polygonize", "polygonize_raster", "write_vectors"]
+__all__ = [
+    "VectorizeOptions",
+    "geodesic_area_m2",
+    "geodesic_area_perimeter",
+    "polygonize",
+    "regularize_polygon",
+    "vectorize_raster",
+    "write_vectors",
+]
 
 
 def __getattr__(name: str) -> Any:

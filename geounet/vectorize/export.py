@@ -11,6 +11,7 @@ from typing import Any
 import geopandas as gpd
 import shapely
 from pyproj import CRS
+from pyproj.exceptions import CRSError
 
 from geounet.errors import GeounetError, InvalidVectorError, UnsupportedFormatError
 from geounet.io.atomic import atomic_output
@@ -23,6 +24,7 @@ DRIVERS = {
     ".parquet": "GeoParquet",
     ".shp": "ESRI Shapefile",
 }
+SHAPEFILE_NAMES = {"perimeter_m": "perim_m"}
 _SHP_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx")
 
 
@@ -31,7 +33,8 @@ def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *, crs: A
 
     ``.geojson``/``.json`` are RFC 7946 GeoJSON (EPSG:4326, lon/lat, counter-clockwise
     exterior rings, no ``crs`` member); ``.gpkg``, ``.fgb``, ``.shp`` and ``.parquet``
-    (GeoParquet, needs pyarrow) keep the frame's CRS, or ``crs`` if given. An existing
+    (GeoParquet) keep the frame's CRS, or ``crs`` if given; shapefiles name
+    ``perimeter_m`` ``perim_m`` (10-character limit). An existing
     file at ``path`` is replaced; empty frames give a valid empty layer.
 
     Args:
@@ -43,28 +46,15 @@ def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *, crs: A
         The path written.
     """
     path = Path(path)
-    driver = DRIVERS.get(path.suffix.lower())
-    if driver is None:
-        raise UnsupportedFormatError(
-            f"{path}: unsupported vector extension {path.suffix!r}; use one of {', '.join(DRIVERS)}"
-        )
+    driver = check_vector_path(path, crs=crs)
     if gdf.crs is None:
         raise InvalidVectorError(
             f"{path}: the polygons have no CRS; set one with gdf.set_crs(...) before writing"
         )
     if driver == "GeoJSON":
-        if crs is not None and not CRS.from_user_input(crs).equals(
-            CRS.from_epsg(4326), ignore_axis_order=True
-        ):
-            raise UnsupportedFormatError(
-                f"{path}: GeoJSON is always EPSG:4326 (RFC 7946); drop crs or write .gpkg"
-            )
         gdf = _ccw(gdf.to_crs(4326))
     elif crs is not None:
         gdf = gdf.to_crs(crs)
-    if driver == "GeoParquet" and importlib.util.find_spec("pyarrow") is None:
-        raise GeounetError(f"{path}: writing GeoParquet needs pyarrow; pip install pyarrow")
-
     with atomic_output(path) as tmp:
         if driver == "GeoParquet":
             gdf.to_parquet(tmp)
@@ -74,6 +64,39 @@ def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *, crs: A
             options = {"RFC7946": "YES"} if driver == "GeoJSON" else {}
             _write_ogr(gdf, tmp, driver, path.stem, **options)
     return path
+
+
+def check_vector_path(path: str | os.PathLike[str], *, crs: Any = None) -> str:
+    """Check that ``path`` (and ``crs``) can be written before any work is done.
+
+    Returns:
+        The driver name for the extension.
+
+    Raises:
+        UnsupportedFormatError: Unknown extension, or a non-WGS84 ``crs`` for GeoJSON.
+        InvalidVectorError: ``crs`` is not a CRS.
+        GeounetError: GeoParquet without pyarrow installed.
+    """
+    path = Path(path)
+    driver = DRIVERS.get(path.suffix.lower())
+    if driver is None:
+        raise UnsupportedFormatError(
+            f"{path}: unsupported vector extension {path.suffix!r}; use one of {', '.join(DRIVERS)}"
+        )
+    if crs is not None:
+        try:
+            target = CRS.from_user_input(crs)
+        except CRSError as exc:
+            raise InvalidVectorError(f"{path}: {crs!r} is not a CRS; use e.g. EPSG:3857") from exc
+        if driver == "GeoJSON" and not target.equals(CRS.from_epsg(4326), ignore_axis_order=True):
+            raise UnsupportedFormatError(
+                f"{path}: GeoJSON is always EPSG:4326 (RFC 7946); drop crs or write .gpkg"
+            )
+    if driver == "GeoParquet" and importlib.util.find_spec("pyarrow") is None:
+        raise GeounetError(f"{path}: writing GeoParquet needs pyarrow; pip install pyarrow")
+    if not path.parent.exists():
+        raise InvalidVectorError(f"{path}: folder {path.parent} does not exist; create it first")
+    return driver
 
 
 def _write_ogr(gdf: gpd.GeoDataFrame, tmp: Path, driver: str, layer: str, **options: str) -> None:
@@ -89,6 +112,8 @@ def _write_shapefile(gdf: gpd.GeoDataFrame, tmp: Path, final: Path) -> None:
     here first, and removed if anything fails.
     """
     sidecars = [tmp.with_suffix(ext) for ext in _SHP_SIDECARS]
+    # dBASE field names stop at 10 characters.
+    gdf = gdf.rename(columns={c: s for c, s in SHAPEFILE_NAMES.items() if c in gdf.columns})
     try:
         _write_ogr(gdf, tmp, "ESRI Shapefile", final.stem)
         for ext in _SHP_SIDECARS:

@@ -1,159 +1,484 @@
-"""Turn class-map rasters into polygons (one row per connected region of each class).
+"""Class maps to polygons, streamed by windows with seams merged.
 
-The work is split so that a windowed reader can be added later: :func:`_region_shapes`
-polygonizes one block of pixels given its own transform, and :func:`_to_frame` turns the
-collected ``(class_id, geometry)`` pairs into the final frame. A streaming version would call
-:func:`_region_shapes` per window, dissolve the pieces of each class that touch window edges,
-and only then call :func:`_to_frame`.
+The raster is read a window at a time. In each window every connected region of each
+selected class gets a label (:func:`scipy.ndimage.label`) and its outline
+(:func:`rasterio.features.shapes`) in pixel coordinates, which are exact integers. Regions
+that touch an inner window edge are kept aside; comparing the labels on both sides of each
+seam tells which of them are pieces of one region (a union-find), and a region is merged
+(:func:`shapely.union_all`) and emitted as soon as no unread window can extend it.
+The result equals polygonizing the whole raster at once, while memory holds a few windows
+plus the regions still open along the current row of windows.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
 import rasterio
 import rasterio.features
 import shapely
 import shapely.geometry
 from affine import Affine
-from pyproj import CRS, Geod, Transformer
-from rasterio.errors import RasterioIOError
+from scipy import ndimage
 
 from geounet.errors import DataError, InputFileNotFoundError, InvalidRasterError
 from geounet.io.write import CLASSES_TAG
 
-COLUMNS = ("class_id", "class_name", "area_m2")
-_GEOD = Geod(ellps="WGS84")
-_WGS84 = CRS.from_epsg(4326)
+Progress = Callable[[int, int], None]
 
 
-def polygonize(
-    mask: np.ndarray,
-    transform: Affine,
-    crs: Any,
+@dataclass
+class Regions:
+    """Polygonized regions in pixel coordinates (x = column, y = row), one per row.
+
+    Attributes:
+        class_ids: Class id of each region.
+        geoms: Polygon (or, with 8-connectivity, MultiPolygon) per region.
+        pixels: Pixel count per region.
+        prob_sum: Sum of the region's class probability over its pixels (or ``None``).
+    """
+
+    class_ids: list[int] = field(default_factory=list)
+    geoms: list[Any] = field(default_factory=list)
+    pixels: list[int] = field(default_factory=list)
+    prob_sum: list[float] | None = None
+
+    def add(self, class_id: int, geom: Any, pixels: int, prob_sum: float) -> None:
+        self.class_ids.append(class_id)
+        self.geoms.append(geom)
+        self.pixels.append(pixels)
+        if self.prob_sum is not None:
+            self.prob_sum.append(prob_sum)
+
+    def sorted(self) -> Regions:
+        """Regions ordered by class, then by their first pixel in raster scan order.
+
+        The first pixel (top row, leftmost) of a region is unique, so the order does not
+        depend on how the raster was split into windows.
+        """
+        if not self.geoms:
+            return self
+        coords, index = shapely.get_coordinates(
+            np.asarray(self.geoms, dtype=object), return_index=True
+        )
+        first = np.lexsort((coords[:, 0], coords[:, 1], index))
+        starts = np.searchsorted(index[first], np.arange(len(self.geoms)))
+        top_left = coords[first[starts]]
+        order = np.lexsort((top_left[:, 0], top_left[:, 1], self.class_ids))
+        return Regions(
+            [self.class_ids[i] for i in order],
+            [self.geoms[i] for i in order],
+            [self.pixels[i] for i in order],
+            None if self.prob_sum is None else [self.prob_sum[i] for i in order],
+        )
+
+
+class ClassSource:
+    """Where the class map (and optional probabilities) comes from, window by window.
+
+    Args:
+        height, width: Raster size.
+        read: ``read(row, col, h, w)`` -> integer class ids of that window.
+        read_prob: ``read_prob(row, col, h, w, class_ids)`` -> float32 probabilities in
+            [0, 1] of ``class_ids`` (one plane per id), or ``None`` without probabilities.
+        block: Natural (height, width) block of the storage, to align windows with.
+        nodata: Class id marking pixels without data.
+    """
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        read: Callable[[int, int, int, int], np.ndarray],
+        read_prob: Callable[..., np.ndarray] | None = None,
+        block: tuple[int, int] = (1, 1),
+        nodata: int | None = None,
+    ) -> None:
+        self.height, self.width, self.block, self.nodata = height, width, block, nodata
+        self.read, self.read_prob = read, read_prob
+
+    def windows(self, size: int) -> list[list[tuple[int, int, int, int]]]:
+        """Rows of non-overlapping ``(row, col, h, w)`` windows covering the raster."""
+        bh, bw = self.block
+        if bw >= self.width and bh < size:  # striped storage: read whole strips
+            h = max(bh, (size * size // max(self.width, 1)) // bh * bh)
+            w = self.width
+        else:
+            h = max(bh, size // bh * bh)
+            w = max(bw, size // bw * bw)
+        return [
+            [
+                (r, c, min(h, self.height - r), min(w, self.width - c))
+                for c in range(0, self.width, w)
+            ]
+            for r in range(0, self.height, h)
+        ]
+
+
+def polygonize_source(
+    source: ClassSource,
+    classes: list[int] | None,
     *,
-    class_names: Sequence[str] | None = None,
-    classes: Sequence[int] | None = None,
-    nodata: int | None = None,
-    min_area_m2: float = 0.0,
     connectivity: int = 4,
-) -> gpd.GeoDataFrame:
-    """Polygonize a class map: one polygon per connected region of each class.
+    window: int = 2048,
+    progress: Progress | None = None,
+) -> Regions:
+    """Polygonize ``source`` window by window (see the module docstring).
 
     Args:
-        mask: 2-D integer array of class ids.
-        transform: Affine pixel-to-CRS transform of ``mask``.
-        crs: CRS of the raster (anything ``pyproj.CRS.from_user_input`` accepts).
-        class_names: Names indexed by class id; missing ids are named ``class_<id>``.
-        classes: Class ids to vectorize. Default: every id present except background 0
-            and ``nodata``; listing 0 or ``nodata`` here vectorizes them too.
-        nodata: Value of pixels without data (skipped unless listed in ``classes``).
-        min_area_m2: Drop polygons whose geodesic area is below this, in m².
-        connectivity: 4 or 8 pixel connectivity.
+        source: The class map.
+        classes: Class ids to polygonize; ``None``: all but 0 and nodata.
+        connectivity: 4 or 8.
+        window: Window side in pixels.
+        progress: Called with (windows done, windows in all).
 
     Returns:
-        GeoDataFrame with ``class_id``, ``class_name``, ``area_m2`` (geodesic, WGS84
-        ellipsoid) and valid polygon geometries in ``crs``.
+        The regions in pixel coordinates, sorted.
     """
-    if crs is None:
-        raise InvalidRasterError("polygonize needs the raster's CRS; pass crs=...")
-    crs = CRS.from_user_input(crs)
-    if connectivity not in (4, 8):
-        raise DataError(f"connectivity must be 4 or 8, got {connectivity}")
-    values, nodata = _as_class_array(np.asarray(mask), nodata)
-    ids = _selected_ids(values, classes, nodata)
-    class_ids, geoms = _region_shapes(values, transform, ids, connectivity)
-    return _to_frame(class_ids, geoms, crs, class_names, min_area_m2)
+    grid = source.windows(window)
+    merger = _SeamMerger(connectivity, source.read_prob is not None, source.width)
+    total, done = sum(len(r) for r in grid), 0
+    for r, row in enumerate(grid):
+        last_row = r == len(grid) - 1
+        for c, (y, x, h, w) in enumerate(row):
+            values = source.read(y, x, h, w)
+            ids = _window_ids(values, classes, source.nodata)
+            merger.add_window(values, ids, source, (y, x, h, w), c, last_row, c == len(row) - 1)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        merger.end_row(last_row)
+    return merger.regions.sorted()
 
 
-def polygonize_raster(
-    path: str | os.PathLike[str],
-    *,
-    classes: Sequence[int] | None = None,
-    class_names: Sequence[str] | None = None,
-    min_area_m2: float = 0.0,
-) -> gpd.GeoDataFrame:
-    """Polygonize a single-band class-map GeoTIFF (see :func:`polygonize`).
+class _SeamMerger:
+    """Label windows, hold regions that touch inner edges, merge them across seams."""
 
-    Args:
-        path: Class-map raster with a CRS; nodata is read from the file.
-        classes: Class ids to vectorize (default: all but background 0 and nodata).
-        class_names: Names indexed by class id. Default: the ``GEOUNET_CLASSES`` tag,
-            else ``class_<id>``.
-        min_area_m2: Drop polygons smaller than this geodesic area, in m².
+    def __init__(self, connectivity: int, with_prob: bool, width: int) -> None:
+        self.connectivity = connectivity
+        self.structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
+        self.regions = Regions(prob_sum=[] if with_prob else None)
+        self.next_label = 1
+        # label -> [class_id, geom, pixels, prob_sum, open_below]
+        self.pending: dict[int, list] = {}
+        self.parent: dict[int, int] = {}
+        self.row_labels: set[int] = set()
+        self.above = (np.zeros(width, np.int64), np.zeros(width, np.int64))  # labels, values
+        self.below = (np.zeros(width, np.int64), np.zeros(width, np.int64))
+        self.left: tuple[np.ndarray, np.ndarray] | None = None
+        self.first_row = True
 
-    Returns:
-        GeoDataFrame with ``class_id``, ``class_name``, ``area_m2`` and geometry.
+    def add_window(
+        self,
+        values: np.ndarray,
+        ids: list[int],
+        source: ClassSource,
+        win: tuple[int, int, int, int],
+        col_index: int,
+        last_row: bool,
+        last_col: bool,
+    ) -> None:
+        y, x, _h, w = win
+        labels, classes = self._label(values, ids)
+        n = len(classes) - 1
+        base = self.next_label - 1
+        self.next_label += n
+        pixels = np.bincount(labels.ravel(), minlength=n + 1)
+        sums = None
+        if self.regions.prob_sum is not None and n:
+            sums = self._prob_sums(source, win, values, ids, labels, n)
+        # Labels on inner edges may continue in a neighbouring window.
+        edges = []
+        if not self.first_row:
+            edges.append(labels[0])
+        if col_index > 0:
+            edges.append(labels[:, 0])
+        if not last_col:
+            edges.append(labels[:, -1])
+        if not last_row:
+            edges.append(labels[-1])
+        border = set(np.unique(np.concatenate(edges)).tolist()) if edges else set()
+        border.discard(0)
+        below = set(np.unique(labels[-1]).tolist()) if not last_row else set()
+        if n:
+            shapes = rasterio.features.shapes(
+                labels,
+                mask=labels > 0,
+                connectivity=self.connectivity,
+                transform=Affine.translation(x, y),
+            )
+            for geom, value in shapes:
+                lab = int(value)
+                poly = shapely.geometry.shape(geom)
+                prob = float(sums[lab]) if sums is not None else 0.0
+                if lab in border:
+                    self.pending[base + lab] = [
+                        int(classes[lab]),
+                        poly,
+                        int(pixels[lab]),
+                        prob,
+                        lab in below,
+                    ]
+                    self.row_labels.add(base + lab)
+                else:
+                    self.regions.add(int(classes[lab]), poly, int(pixels[lab]), prob)
+
+        def edge(index: Any) -> tuple[np.ndarray, np.ndarray]:
+            lab = labels[index].astype(np.int64)
+            return np.where(lab > 0, lab + base, 0), values[index].astype(np.int64)
+
+        if col_index > 0 and self.left is not None:
+            self._join(self.left, edge((slice(None), 0)))
+        if not self.first_row:
+            lo, hi = max(x - 1, 0), min(x + w + 1, self.above[0].size)
+            above = (self.above[0][lo:hi], self.above[1][lo:hi])
+            self._join(above, edge(0), offset=x - lo)
+        self.left = edge((slice(None), -1))
+        self.below[0][x : x + w], self.below[1][x : x + w] = edge(-1)
+
+    def end_row(self, last_row: bool) -> None:
+        """Emit every held region that no later window can extend."""
+        groups: dict[int, list[int]] = {}
+        for lab in self.pending:
+            groups.setdefault(self._find(lab), []).append(lab)
+        for members in groups.values():
+            if not last_row and any(self.pending[m][4] and m in self.row_labels for m in members):
+                continue
+            parts = [self.pending.pop(m) for m in members]
+            for m in members:
+                self.parent.pop(m, None)
+            geom = parts[0][1] if len(parts) == 1 else _union([p[1] for p in parts])
+            self.regions.add(parts[0][0], geom, sum(p[2] for p in parts), sum(p[3] for p in parts))
+        self.row_labels = set()
+        self.above, self.below = self.below, self.above
+        self.left = None
+        self.first_row = False
+
+    def _label(self, values: np.ndarray, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Window-local region labels (int32) and the class id of each label (0 unused)."""
+        labels = np.zeros(values.shape, np.int32)
+        classes = [0]
+        for cid in ids:
+            mask = values == cid
+            lab, n = ndimage.label(mask, structure=self.structure)
+            if n == 0:
+                continue
+            if len(classes) == 1:
+                labels = lab.astype(np.int32, copy=False)
+            else:
+                labels[mask] = lab[mask] + (len(classes) - 1)
+            classes.extend([cid] * n)
+        return labels, np.asarray(classes, np.int64)
+
+    def _prob_sums(self, source, win, values, ids, labels, n) -> np.ndarray:
+        y, x, h, w = win
+        planes = source.read_prob(y, x, h, w, ids)
+        conf = np.zeros(values.shape, np.float64)
+        for plane, cid in zip(planes, ids, strict=True):
+            sel = values == cid
+            conf[sel] = plane[sel]
+        return np.bincount(labels.ravel(), weights=conf.ravel(), minlength=n + 1)
+
+    def _join(self, a: tuple, b: tuple, offset: int = 0) -> None:
+        """Union labels facing each other across a seam (``b`` starts at ``a[offset]``)."""
+        (la, va), (lb, vb) = a, b
+        shifts = (0,) if self.connectivity == 4 else (-1, 0, 1)
+        for s in shifts:
+            # b[i] faces a[i + offset + s]
+            i = np.arange(lb.size)
+            j = i + offset + s
+            ok = (j >= 0) & (j < la.size)
+            i, j = i[ok], j[ok]
+            hit = (lb[i] > 0) & (la[j] > 0) & (vb[i] == va[j])
+            if not hit.any():
+                continue
+            pairs = np.unique(np.stack([la[j][hit], lb[i][hit]], axis=1), axis=0)
+            for p, q in pairs.tolist():
+                self._union(p, q)
+
+    def _find(self, x: int) -> int:
+        parent = self.parent
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    def _union(self, a: int, b: int) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _union(geoms: list[Any]) -> Any:
+    """Union of the pieces of one region.
+
+    Not ``coverage_union_all``: pieces on both sides of a seam need not have vertices at
+    the same places along it, which that function requires.
     """
-    path = Path(path)
+    return shapely.union_all(geoms)
+
+
+def _window_ids(values: np.ndarray, classes: list[int] | None, nodata: int | None) -> list[int]:
+    if classes is not None:
+        return classes
+    if values.dtype == np.uint8:
+        present = np.flatnonzero(np.bincount(values.ravel(), minlength=256)).tolist()
+    else:
+        present = np.unique(values).tolist()
+    return [int(v) for v in present if v != 0 and v != nodata]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def array_source(
+    mask: np.ndarray, probabilities: np.ndarray | None = None, nodata: int | None = None
+) -> ClassSource:
+    """A :class:`ClassSource` over an in-memory class map (and (K, H, W) probabilities)."""
+    mask = np.asarray(mask)
+    values, nodata = as_class_array(mask, nodata)
+    read_prob = None
+    if probabilities is not None:
+        probs = np.asarray(probabilities)
+        if probs.ndim == 2:
+            probs = probs[None]
+        if probs.shape[1:] != values.shape:
+            raise DataError(
+                f"probabilities of shape {probs.shape} do not match the class map {values.shape}"
+            )
+
+        def read_prob(y: int, x: int, h: int, w: int, ids: list[int]) -> np.ndarray:
+            return np.stack([_scaled(probs[_band(i, probs.shape[0])], y, x, h, w) for i in ids])
+
+    return ClassSource(
+        values.shape[0],
+        values.shape[1],
+        lambda y, x, h, w: values[y : y + h, x : x + w],
+        read_prob,
+        nodata=nodata,
+    )
+
+
+class RasterClassSource(ClassSource):
+    """A :class:`ClassSource` reading a single-band class-map raster (and a probability
+    raster on the same grid) through rasterio windows. Use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str], probabilities: Any = None) -> None:
+        self.path = Path(path)
+        self.src = open_class_map(self.path)
+        self.prob_src = None
+        nodata = self.src.nodata
+        nodata = None if nodata is None or np.isnan(nodata) else int(nodata)
+        read_prob = None
+        if probabilities is not None:
+            self.prob_src = _open_probabilities(Path(probabilities), self.src)
+            read_prob = self._read_prob
+        block = self.src.block_shapes[0]
+        super().__init__(self.src.height, self.src.width, self._read, read_prob, block, nodata)
+
+    def _read(self, y: int, x: int, h: int, w: int) -> np.ndarray:
+        data = self.src.read(1, window=((y, y + h), (x, x + w)))
+        try:
+            return as_class_array(data, self.nodata)[0]
+        except DataError as exc:
+            raise InvalidRasterError(f"{self.path}: {exc}") from exc
+
+    def _read_prob(self, y: int, x: int, h: int, w: int, ids: list[int]) -> np.ndarray:
+        src = self.prob_src
+        bands = [_band(i, src.count) + 1 for i in ids]
+        data = src.read(bands, window=((y, y + h), (x, x + w)))
+        return _to_unit(data)
+
+    def class_names(self) -> list[str] | None:
+        """Names from the ``GEOUNET_CLASSES`` tag, if present."""
+        return tag_class_names(self.path, self.src.tags())
+
+    def __enter__(self) -> RasterClassSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.src.close()
+        if self.prob_src is not None:
+            self.prob_src.close()
+
+
+def open_class_map(path: Path) -> rasterio.io.DatasetReader:
+    """Open a single-band class-map raster with a CRS, or raise a one-line error."""
     if not path.exists():
         raise InputFileNotFoundError(f"{path}: class-map raster not found; check the path")
     try:
         src = rasterio.open(path)
-    except RasterioIOError as exc:
+    except rasterio.errors.RasterioIOError as exc:
         raise InvalidRasterError(
             f"{path}: not a readable raster ({exc}); pass a class-map GeoTIFF"
         ) from exc
-    with src:
-        if src.crs is None:
-            raise InvalidRasterError(
-                f"{path}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:xxxx)"
-            )
-        if src.count != 1:
-            raise InvalidRasterError(
-                f"{path}: class map must have 1 band, found {src.count}; pass a single-band mask"
-            )
-        if class_names is None:
-            class_names = _tag_class_names(path, src.tags())
-        # Whole band for now; a windowed reader would iterate src.block_windows() here.
-        band = src.read(1)
-        nodata = src.nodata
-        transform, crs = src.transform, src.crs
-    try:
-        return polygonize(
-            band,
-            transform,
-            crs.to_wkt(),
-            class_names=class_names,
-            classes=classes,
-            nodata=None if nodata is None or np.isnan(nodata) else int(nodata),
-            min_area_m2=min_area_m2,
+    if src.crs is None:
+        src.close()
+        raise InvalidRasterError(
+            f"{path}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:xxxx)"
         )
-    except DataError as exc:
-        raise InvalidRasterError(f"{path}: {exc}") from exc
+    if src.count != 1:
+        count = src.count
+        src.close()
+        raise InvalidRasterError(
+            f"{path}: class map must have 1 band, found {count}; pass a single-band mask"
+        )
+    return src
 
 
-def geodesic_area_m2(geoms: Sequence[Any] | np.ndarray, crs: Any) -> np.ndarray:
-    """Geodesic area in m² on the WGS84 ellipsoid of polygons given in ``crs``.
-
-    Args:
-        geoms: Polygon or MultiPolygon geometries.
-        crs: Their CRS.
-
-    Returns:
-        Float array of non-negative areas (holes subtracted).
-    """
-    geoms = np.asarray(geoms, dtype=object)
-    if geoms.size == 0:
-        return np.zeros(0, dtype=float)
-    crs = CRS.from_user_input(crs)
-    if not crs.equals(_WGS84, ignore_axis_order=True):
-        tr = Transformer.from_crs(crs, _WGS84, always_xy=True)
-        geoms = shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(*xy.T)))
-    # pyproj subtracts holes only if they wind opposite to the exterior.
-    geoms = shapely.orient_polygons(geoms, exterior_cw=False)
-    return np.abs([_GEOD.geometry_area_perimeter(g)[0] for g in geoms])
+def _open_probabilities(path: Path, mask: rasterio.io.DatasetReader) -> Any:
+    if not path.exists():
+        raise InputFileNotFoundError(f"{path}: probability raster not found; check the path")
+    try:
+        src = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InvalidRasterError(f"{path}: not a readable raster ({exc})") from exc
+    if (src.height, src.width) != (mask.height, mask.width) or not src.transform.almost_equals(
+        mask.transform
+    ):
+        src.close()
+        raise InvalidRasterError(
+            f"{path}: probabilities are not on the class map's grid "
+            f"({src.width}x{src.height} vs {mask.width}x{mask.height}); pass the "
+            "--probabilities file written by the same geounet predict run"
+        )
+    return src
 
 
-def _as_class_array(values: np.ndarray, nodata: int | None) -> tuple[np.ndarray, int | None]:
-    """Return ``values`` in a dtype ``rasterio.features.shapes`` accepts, and the nodata.
+def _band(class_id: int, count: int) -> int:
+    """0-based probability band of ``class_id``: band k is class k; one band is class 1."""
+    if count == 1 and class_id == 1:
+        return 0
+    if 0 <= class_id < count and count > 1:
+        return class_id
+    raise DataError(
+        f"no probability band for class {class_id}: the raster has {count} band(s); "
+        "give one band per class (as geounet predict --probabilities writes) or one band "
+        "for class 1"
+    )
+
+
+def _scaled(plane: np.ndarray, y: int, x: int, h: int, w: int) -> np.ndarray:
+    return _to_unit(plane[y : y + h, x : x + w])
+
+
+def _to_unit(data: np.ndarray) -> np.ndarray:
+    """Probabilities as float32 in [0, 1]: uint8 and uint16 are scaled to their range."""
+    if np.issubdtype(data.dtype, np.integer):
+        return data.astype(np.float32) / np.float32(np.iinfo(data.dtype).max)
+    return data.astype(np.float32, copy=False)
+
+
+def as_class_array(values: np.ndarray, nodata: int | None) -> tuple[np.ndarray, int | None]:
+    """Class ids in an integer dtype the labeller accepts, and the nodata value.
 
     Non-finite pixels of float masks become nodata (a free sentinel if none is given).
     """
@@ -169,83 +494,16 @@ def _as_class_array(values: np.ndarray, nodata: int | None) -> tuple[np.ndarray,
             if nodata is None:
                 nodata = int(min(values[finite].min(initial=0), 0)) - 1
             values = np.where(finite, values, nodata)
+        values = values.astype(np.int64)
     elif not np.issubdtype(values.dtype, np.integer):
         raise DataError(f"class map dtype {values.dtype} is not an integer type")
-    if values.dtype in (np.uint8, np.uint16, np.int16, np.int32):
-        return values, nodata
-    i32 = np.iinfo(np.int32)
-    if values.size and (values.min() < i32.min or values.max() > i32.max):
-        raise DataError("class ids do not fit in int32; renumber the classes")
-    return values.astype(np.int32), nodata
+    return values, nodata
 
 
-def _selected_ids(values: np.ndarray, classes: Sequence[int] | None, nodata: int | None) -> list:
-    if classes is not None:
-        return sorted({int(c) for c in classes})
-    present = np.unique(values).tolist()
-    return [v for v in present if v != 0 and v != nodata]
+def tag_class_names(path: Path, tags: dict[str, str]) -> list[str] | None:
+    """Class names from a raster's ``GEOUNET_CLASSES`` tag (``None`` if absent)."""
+    import json
 
-
-def _region_shapes(
-    values: np.ndarray, transform: Affine, ids: Sequence[int], connectivity: int
-) -> tuple[list[int], list[Any]]:
-    """Polygonize one block: the ``(class_id, geometry)`` of each region of ``ids``."""
-    if not ids or values.size == 0:
-        return [], []
-    include = np.isin(values, ids)
-    if not include.any():
-        return [], []
-    class_ids, geoms = [], []
-    for geom, value in rasterio.features.shapes(
-        values, mask=include, connectivity=connectivity, transform=transform
-    ):
-        class_ids.append(int(value))
-        geoms.append(shapely.geometry.shape(geom))
-    return class_ids, geoms
-
-
-def _to_frame(
-    class_ids: Sequence[int],
-    geoms: Sequence[Any],
-    crs: CRS,
-    class_names: Sequence[str] | None,
-    min_area_m2: float,
-) -> gpd.GeoDataFrame:
-    """Build the output frame: valid geometries, names, geodesic areas, area filter."""
-    geom_arr = np.asarray(geoms, dtype=object)
-    if geom_arr.size:
-        bad = ~shapely.is_valid(geom_arr)
-        if bad.any():
-            geom_arr[bad] = [_polygonal(g) for g in shapely.make_valid(geom_arr[bad])]
-    area = geodesic_area_m2(geom_arr, crs)
-    names = list(class_names) if class_names is not None else []
-    ids = np.asarray(class_ids, dtype=np.int64)
-    frame = gpd.GeoDataFrame(
-        {
-            "class_id": ids,
-            "class_name": pd.Series(
-                [names[i] if 0 <= i < len(names) else f"class_{i}" for i in ids.tolist()],
-                dtype=object,
-            ),
-            "area_m2": area.astype(float),
-        },
-        geometry=gpd.GeoSeries(geom_arr, crs=crs),
-        crs=crs,
-    )
-    if min_area_m2 > 0:
-        frame = frame[frame["area_m2"] >= min_area_m2].reset_index(drop=True)
-    return frame
-
-
-def _polygonal(geom: Any) -> Any:
-    """Keep only the polygonal part of a ``make_valid`` result."""
-    if geom.geom_type in ("Polygon", "MultiPolygon"):
-        return geom
-    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
-    return shapely.union_all(parts) if parts else shapely.Polygon()
-
-
-def _tag_class_names(path: Path, tags: dict[str, str]) -> list[str] | None:
     raw = tags.get(CLASSES_TAG)
     if raw is None:
         return None

@@ -1,4 +1,4 @@
-"""Tests for geounet.vectorize.polygons: class maps to polygons with geodesic areas."""
+"""Tests for geounet.vectorize.pipeline: class maps to measured, cleaned polygons."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from affine import Affine
 from pyproj import Transformer
 
 from geounet.errors import GeounetError, InputFileNotFoundError, InvalidRasterError
-from geounet.vectorize import polygonize, polygonize_raster
+from geounet.vectorize import VectorizeOptions, polygonize, vectorize_raster
 
 NODATA = 255
 NAMES = ["background", "building", "road"]
@@ -71,7 +71,7 @@ def pixel_counts(gdf) -> set[tuple[int, int]]:
 def test_utm_rectangles_counts_names_areas_holes():
     gdf = polygonize(scene(), utm_transform(), UTM, class_names=NAMES, nodata=NODATA)
     assert len(gdf) == 4
-    assert list(gdf.columns) == ["class_id", "class_name", "area_m2", "geometry"]
+    assert list(gdf.columns) == ["class_id", "class_name", "area_m2", "perimeter_m", "geometry"]
     assert gdf.crs.to_epsg() == 32636
     assert pixel_counts(gdf) == EXPECTED_PX
     assert dict(zip(gdf.class_id, gdf.class_name, strict=True)) == {1: "building", 2: "road"}
@@ -125,7 +125,7 @@ def test_background_and_nodata_skipped_unless_listed():
     mask, tr = scene(), utm_transform()
     gdf = polygonize(mask, tr, UTM, nodata=NODATA)
     assert set(gdf.class_id) == {1, 2}
-    gdf = polygonize(mask, tr, UTM, nodata=NODATA, classes=[0, NODATA])
+    gdf = polygonize(mask, tr, UTM, VectorizeOptions(classes=[0, NODATA]), nodata=NODATA)
     assert set(gdf.class_id) == {0, NODATA}
     assert gdf[gdf.class_id == NODATA].geometry.area.sum() == pytest.approx(100 * PIX**2)
     assert set(gdf[gdf.class_id == 0].class_name) == {"class_0"}
@@ -133,18 +133,24 @@ def test_background_and_nodata_skipped_unless_listed():
 
 def test_classes_filter_and_min_area():
     mask, tr = scene(), utm_transform()
-    gdf = polygonize(mask, tr, UTM, nodata=NODATA, classes=[2])
+    gdf = polygonize(mask, tr, UTM, VectorizeOptions(classes=[2]), nodata=NODATA)
     assert set(gdf.class_id) == {2} and len(gdf) == 2
-    gdf = polygonize(mask, tr, UTM, nodata=NODATA, min_area_m2=10.0)
+    gdf = polygonize(mask, tr, UTM, VectorizeOptions(min_area_m2=10.0), nodata=NODATA)
     assert pixel_counts(gdf) == EXPECTED_PX - {(2, 4)}
     assert (gdf.area_m2 >= 10.0).all()
     assert list(gdf.index) == list(range(len(gdf)))
-    assert polygonize(mask, tr, UTM, nodata=NODATA, min_area_m2=1e9).empty
+    assert polygonize(mask, tr, UTM, VectorizeOptions(min_area_m2=1e9), nodata=NODATA).empty
 
 
 def test_empty_result_has_schema():
     gdf = polygonize(np.zeros((5, 5), np.uint8), utm_transform(), UTM)
-    assert gdf.empty and list(gdf.columns) == ["class_id", "class_name", "area_m2", "geometry"]
+    assert gdf.empty and list(gdf.columns) == [
+        "class_id",
+        "class_name",
+        "area_m2",
+        "perimeter_m",
+        "geometry",
+    ]
     assert gdf.crs.to_epsg() == 32636
 
 
@@ -152,7 +158,7 @@ def test_connectivity_8_gives_valid_single_region():
     mask = np.zeros((4, 4), np.uint8)
     mask[0, 0] = mask[1, 1] = mask[2, 2] = 1
     assert len(polygonize(mask, utm_transform(), UTM)) == 3
-    gdf = polygonize(mask, utm_transform(), UTM, connectivity=8)
+    gdf = polygonize(mask, utm_transform(), UTM, VectorizeOptions(connectivity=8))
     assert len(gdf) == 1 and gdf.geometry.is_valid.all()
     assert gdf.area_m2.iloc[0] == pytest.approx(3 * PIX**2, rel=5e-3)
 
@@ -170,23 +176,25 @@ def test_other_dtypes():
 
 def test_raster_names_from_tag_and_nodata_from_file(tmp_path):
     path = write_tif(tmp_path / "m.tif", scene(), tags={"GEOUNET_CLASSES": json.dumps(NAMES)})
-    gdf = polygonize_raster(path)
+    gdf = vectorize_raster(path)
     assert pixel_counts(gdf) == EXPECTED_PX  # nodata 255 read from the file and skipped
     assert dict(zip(gdf.class_id, gdf.class_name, strict=True)) == {1: "building", 2: "road"}
     assert gdf.crs.to_epsg() == 32636
-    gdf = polygonize_raster(path, classes=[1], class_names=["bg", "house"], min_area_m2=100)
+    gdf = vectorize_raster(
+        path, VectorizeOptions(classes=[1], min_area_m2=100), class_names=["bg", "house"]
+    )
     assert list(gdf.class_name) == ["house"] and len(gdf) == 1
 
 
 def test_raster_default_names(tmp_path):
-    gdf = polygonize_raster(write_tif(tmp_path / "m.tif", scene()))
+    gdf = vectorize_raster(write_tif(tmp_path / "m.tif", scene()))
     assert dict(zip(gdf.class_id, gdf.class_name, strict=True)) == {1: "class_1", 2: "class_2"}
 
 
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.tif"
     with pytest.raises(InputFileNotFoundError, match=re.escape(str(path))) as exc:
-        polygonize_raster(path)
+        vectorize_raster(path)
     assert isinstance(exc.value, FileNotFoundError)
 
 
@@ -194,14 +202,14 @@ def test_not_a_raster(tmp_path):
     path = tmp_path / "fake.tif"
     path.write_text("not a raster")
     with pytest.raises(InvalidRasterError, match=re.escape(str(path))) as exc:
-        polygonize_raster(path)
+        vectorize_raster(path)
     assert isinstance(exc.value, ValueError)
 
 
 def test_raster_without_crs(tmp_path):
     path = write_tif(tmp_path / "nocrs.tif", scene(), crs=None)
     with pytest.raises(InvalidRasterError, match=re.escape(str(path)) + ".*no CRS"):
-        polygonize_raster(path)
+        vectorize_raster(path)
 
 
 def test_multiband_and_bad_tag(tmp_path):
@@ -210,10 +218,10 @@ def test_multiband_and_bad_tag(tmp_path):
     with rasterio.open(path, "w", transform=utm_transform(), **profile) as dst:
         dst.write(np.zeros((3, 4, 4), np.uint8))
     with pytest.raises(InvalidRasterError, match=r"rgb\.tif.*3"):
-        polygonize_raster(path)
+        vectorize_raster(path)
     bad = write_tif(tmp_path / "bad.tif", scene(), tags={"GEOUNET_CLASSES": "building"})
     with pytest.raises(InvalidRasterError, match="GEOUNET_CLASSES"):
-        polygonize_raster(bad)
+        vectorize_raster(bad)
 
 
 def test_geodesic_area_subtracts_holes_whatever_their_winding():

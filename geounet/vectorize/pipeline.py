@@ -1,0 +1,177 @@
+"""Class map in, clean attributed polygons out: the vectorize pipeline.
+
+:func:`vectorize_raster` streams a class-map raster through
+:func:`~geounet.vectorize.polygons.polygonize_source`, cleans the polygons
+(:func:`~geounet.vectorize.refine.refine`) and measures them on the ellipsoid.
+:func:`polygonize` does the same for an in-memory array.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from affine import Affine
+from pyproj import CRS
+
+from geounet.errors import ConfigError, DataError, InvalidRasterError
+from geounet.vectorize.measure import geodesic_area_perimeter, pixel_size_m
+from geounet.vectorize.options import VectorizeOptions, resolve_classes, selected
+from geounet.vectorize.polygons import (
+    Progress,
+    RasterClassSource,
+    Regions,
+    array_source,
+    polygonize_source,
+)
+from geounet.vectorize.refine import make_valid, refine
+
+COLUMNS = ("class_id", "class_name", "area_m2", "perimeter_m")
+CONFIDENCE = "confidence"
+
+
+def vectorize_raster(
+    path: str | os.PathLike[str],
+    options: VectorizeOptions | None = None,
+    *,
+    probabilities: str | os.PathLike[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> gpd.GeoDataFrame:
+    """Polygons of a single-band class-map raster, streamed by windows.
+
+    Args:
+        path: Class-map raster with a CRS; nodata is read from the file.
+        options: What to vectorize and how to clean it (defaults: all classes but
+            background 0, no cleaning).
+        probabilities: Raster of class probabilities on the same grid (one band per
+            class, as ``geounet predict --probabilities`` writes, or one band for class
+            1); adds the mean ``confidence`` of each polygon's pixels.
+        class_names: Names indexed by class id. Default: the raster's ``GEOUNET_CLASSES``
+            tag, else ``class_<id>``.
+        progress: Called with (windows done, windows in all).
+
+    Returns:
+        GeoDataFrame in the raster's CRS with ``class_id``, ``class_name``, ``area_m2``,
+        ``perimeter_m`` (geodesic, WGS84 ellipsoid), ``confidence`` when probabilities
+        are given, and valid Polygon/MultiPolygon geometries.
+    """
+    options = options or VectorizeOptions()
+    with RasterClassSource(path, probabilities) as source:
+        names = list(class_names) if class_names is not None else source.class_names()
+        src = source.src
+        try:
+            classes = resolve_classes(options.classes, names, "classes")
+            regions = polygonize_source(
+                source,
+                classes,
+                connectivity=options.connectivity,
+                window=options.window,
+                progress=progress,
+            )
+            return _frame(regions, src.transform, src.crs, src.bounds, names, options)
+        except (DataError, ConfigError) as exc:
+            raise type(exc)(f"{path}: {exc}") from exc
+
+
+def polygonize(
+    mask: np.ndarray,
+    transform: Affine,
+    crs: Any,
+    options: VectorizeOptions | None = None,
+    *,
+    class_names: Sequence[str] | None = None,
+    nodata: int | None = None,
+    probabilities: np.ndarray | None = None,
+) -> gpd.GeoDataFrame:
+    """Polygons of an in-memory class map (see :func:`vectorize_raster`).
+
+    Args:
+        mask: 2-D integer (or bool, or integral float) array of class ids.
+        transform: Affine pixel-to-CRS transform of ``mask``.
+        crs: CRS of the raster (anything ``pyproj.CRS.from_user_input`` accepts).
+        options: What to vectorize and how to clean it.
+        class_names: Names indexed by class id; missing ids are named ``class_<id>``.
+        nodata: Value of pixels without data (skipped unless listed in the classes).
+        probabilities: Optional (K, H, W) or (H, W) probabilities for ``confidence``.
+
+    Returns:
+        GeoDataFrame as :func:`vectorize_raster` returns.
+    """
+    if crs is None:
+        raise InvalidRasterError("polygonize needs the raster's CRS; pass crs=...")
+    options = options or VectorizeOptions()
+    crs = CRS.from_user_input(crs)
+    source = array_source(mask, probabilities, nodata)
+    classes = resolve_classes(options.classes, class_names, "classes")
+    regions = polygonize_source(
+        source, classes, connectivity=options.connectivity, window=options.window
+    )
+    h, w = source.height, source.width
+    corners = np.array([transform * (0, 0), transform * (w, h)])
+    bounds = (*corners.min(axis=0), *corners.max(axis=0))
+    return _frame(regions, transform, crs, bounds, class_names, options)
+
+
+def _frame(
+    regions: Regions,
+    transform: Affine,
+    crs: Any,
+    bounds: Sequence[float],
+    names: Sequence[str] | None,
+    options: VectorizeOptions,
+) -> gpd.GeoDataFrame:
+    """Pixel-space regions to a cleaned, measured GeoDataFrame in ``crs``."""
+    crs = CRS.from_user_input(crs)
+    ids = np.asarray(regions.class_ids, dtype=np.int64)
+    pixels = np.asarray(regions.pixels, dtype=np.int64)
+    geoms = _to_crs_coords(np.asarray(regions.geoms, dtype=object), transform)
+    pixel_m = pixel_size_m(crs, transform, tuple(bounds)) if geoms.size else 1.0
+    if options.min_area_m2 > 0 and geoms.size:
+        # Cheap first cut on pixel counts; the exact geodesic filter comes last.
+        keep = pixels * pixel_m**2 >= 0.5 * options.min_area_m2
+        ids, pixels, geoms = ids[keep], pixels[keep], geoms[keep]
+        conf_sum = None if regions.prob_sum is None else np.asarray(regions.prob_sum)[keep]
+    else:
+        conf_sum = None if regions.prob_sum is None else np.asarray(regions.prob_sum)
+    geoms = make_valid(geoms)
+    geoms = refine(
+        geoms,
+        ids,
+        crs,
+        pixel_m=pixel_m,
+        fill_holes_m2=options.fill_holes_m2,
+        simplify_m=options.simplify_m,
+        regularize=selected(options.regularize, names, "regularize"),
+        smooth=selected(options.smooth, names, "smooth"),
+    )
+    area, perimeter = geodesic_area_perimeter(geoms, crs)
+    keep = ~shapely.is_empty(geoms) & (area >= options.min_area_m2) & (area > 0)
+    names = list(names or [])
+    data: dict[str, Any] = {
+        "class_id": ids[keep],
+        "class_name": pd.Series(
+            [names[i] if 0 <= i < len(names) else f"class_{i}" for i in ids[keep].tolist()],
+            dtype=object,
+        ),
+        "area_m2": area[keep],
+        "perimeter_m": perimeter[keep],
+    }
+    if conf_sum is not None:
+        data[CONFIDENCE] = np.round(conf_sum[keep] / np.maximum(pixels[keep], 1), 4)
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms[keep], crs=crs), crs=crs)
+
+
+def _to_crs_coords(geoms: np.ndarray, transform: Affine) -> np.ndarray:
+    """Pixel (column, row) coordinates to CRS coordinates with the raster's transform."""
+    if geoms.size == 0:
+        return geoms
+    t = transform
+    matrix = np.array([[t.a, t.d], [t.b, t.e]])
+    offset = np.array([t.c, t.f])
+    return shapely.transform(geoms, lambda xy: xy @ matrix + offset)
