@@ -50,8 +50,10 @@ def geodesic_area_perimeter(
     geoms = _to_lonlat(geoms, CRS.from_user_input(crs))
     # pyproj subtracts holes only if they wind opposite to the exterior.
     geoms = shapely.orient_polygons(geoms, exterior_cw=False)
-    measures = np.array([_GEOD.geometry_area_perimeter(g) for g in geoms], dtype=float)
-    return np.abs(measures[:, 0]), measures[:, 1]
+    area = np.array([_GEOD.geometry_area_perimeter(g)[0] for g in geoms], dtype=float)
+    # geometry_area_perimeter leaves holes out of the perimeter; the boundary has them.
+    perimeter = np.array([_GEOD.geometry_length(b) for b in shapely.boundary(geoms)], float)
+    return np.abs(area), perimeter
 
 
 def metric_crs(crs: Any, bounds: tuple[float, float, float, float]) -> CRS | None:

@@ -318,9 +318,11 @@ def _union(geoms: list[Any]) -> Any:
     """Union of the pieces of one region.
 
     Not ``coverage_union_all``: pieces on both sides of a seam need not have vertices at
-    the same places along it, which that function requires.
+    the same places along it, which that function requires. Vertices left in the middle
+    of straight edges along former seams are removed (exact on the integer pixel grid),
+    so the result has the same vertices as polygonizing the whole raster.
     """
-    return shapely.union_all(geoms)
+    return shapely.simplify(shapely.union_all(geoms), 0.0, preserve_topology=True)
 
 
 def _window_ids(values: np.ndarray, classes: list[int] | None, nodata: int | None) -> list[int]:

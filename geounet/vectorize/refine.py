@@ -118,7 +118,7 @@ def smooth_polygon(geom: Any, pixel_m: float, simplify_m: float = 0.0) -> Any:
     """Round a (multi)polygon outline: simplify staircases, then Chaikin corner cutting."""
     if geom.is_empty:
         return geom
-    base = shapely.simplify(geom, max(0.5 * pixel_m, simplify_m), preserve_topology=True)
+    base = shapely.simplify(geom, max(pixel_m, simplify_m), preserve_topology=True)
     parts = []
     for part in shapely.get_parts(base):
         shell = _chaikin(np.asarray(part.exterior.coords))

@@ -28,6 +28,7 @@ import shapely.affinity
 from shapely.geometry import MultiPolygon, Polygon
 
 MIN_IOU = 0.8
+SEGMENT = 1.5
 
 
 def regularize_polygon(
@@ -51,7 +52,7 @@ def regularize_polygon(
     if geom.geom_type == "MultiPolygon":
         parts = [regularize_polygon(p, tolerance, min_iou=min_iou) for p in geom.geoms]
         return _polygonal(shapely.union_all([p for p in parts if not p.is_empty]))
-    simple = shapely.simplify(geom, tolerance, preserve_topology=True)
+    simple = shapely.simplify(geom, SEGMENT * tolerance, preserve_topology=True)
     if simple.is_empty or simple.geom_type != "Polygon":
         return geom
     angle = dominant_angle(simple)
