@@ -20,7 +20,8 @@ from geounet.infer.scene import PredictOptions, PredictResult, predict_scene
 from geounet.models.bundle import ModelMeta, load_bundle
 from geounet.models.segmenter import Segmenter
 from geounet.train.fit import TrainResult, fit
-from geounet.vectorize import VectorizeOptions, vectorize_raster, write_vectors
+from geounet.vectorize import VectorizeOptions
+from geounet.vectorize.pipeline import vectorize_to_file
 
 PathLike = str | os.PathLike[str]
 
@@ -86,10 +87,9 @@ def vectorize(
     """
     if settings:
         options = (options or VectorizeOptions()).replace(**settings)
-    gdf = vectorize_raster(mask, options, probabilities=probabilities, progress=progress)
-    if out is not None:
-        write_vectors(gdf, out, crs=crs)
-    return gdf
+    return vectorize_to_file(
+        mask, out, options, probabilities=probabilities, crs=crs, progress=progress
+    )
 
 
 __all__ = [

@@ -116,7 +116,7 @@ def predict(
         if proba is not None:
             click.echo(f"{proba}  (class probabilities)")
     if vector:
-        from geounet.api import vectorize as run_vectorize
+        from geounet.vectorize.pipeline import vectorize_to_file as run_vectorize
 
         proba = outputs[0].with_name(f"{outputs[0].stem}_proba{outputs[0].suffix}")
         gdf = run_vectorize(

@@ -172,6 +172,8 @@ def _place(rng, shape, px, n, roads, occupied, sizes, align=0.7, near=30.0, gap=
 
 def _paint_roofs(rng, img, buildings, shape, sun, tex):
     """Draw roofs (gables, corrugation, rust, dark eaves) and return the roof id raster."""
+    if not buildings:
+        return _burn([], shape)
     footprints = [fp for fp, _ in buildings]
     parts = [p for _, ps in buildings for p in ps]
     owner = np.array([i for i, (_, ps) in enumerate(buildings) for _ in ps], np.int64)

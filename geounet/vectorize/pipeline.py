@@ -20,6 +20,7 @@ from affine import Affine
 from pyproj import CRS
 
 from geounet.errors import ConfigError, DataError, InvalidRasterError
+from geounet.vectorize.export import check_vector_path, write_vectors
 from geounet.vectorize.measure import geodesic_area_perimeter, pixel_size_m
 from geounet.vectorize.options import VectorizeOptions, resolve_classes, selected
 from geounet.vectorize.polygons import (
@@ -77,6 +78,24 @@ def vectorize_raster(
             return _frame(regions, src.transform, src.crs, src.bounds, names, options)
         except (DataError, ConfigError) as exc:
             raise type(exc)(f"{path}: {exc}") from exc
+
+
+def vectorize_to_file(
+    mask: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None,
+    options: VectorizeOptions | None = None,
+    *,
+    probabilities: str | os.PathLike[str] | None = None,
+    crs: Any = None,
+    progress: Progress | None = None,
+) -> gpd.GeoDataFrame:
+    """:func:`vectorize_raster`, then write to ``out`` (checked before any work is done)."""
+    if out is not None:
+        check_vector_path(out, crs=crs)
+    gdf = vectorize_raster(mask, options, probabilities=probabilities, progress=progress)
+    if out is not None:
+        write_vectors(gdf, out, crs=crs)
+    return gdf
 
 
 def polygonize(

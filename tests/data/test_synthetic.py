@@ -135,3 +135,8 @@ def test_invalid_arguments(tmp_path):
         _scene(tmp_path, size=(0, 64))
     with pytest.raises(ValueError):
         _scene(tmp_path, resolution=0.0)
+
+
+def test_scene_too_small_for_buildings_still_writes(tmp_path):
+    info = make_building_scene(tmp_path / "s.tif", tmp_path / "s.geojson", size=(96, 96), seed=1)
+    assert info.image_path.exists() and info.labels_path.exists()

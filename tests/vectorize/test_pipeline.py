@@ -18,6 +18,7 @@ from pyproj import Transformer
 
 from geounet.errors import GeounetError, InputFileNotFoundError, InvalidRasterError
 from geounet.vectorize import VectorizeOptions, polygonize, vectorize_raster
+from geounet.vectorize.pipeline import COLUMNS
 
 NODATA = 255
 NAMES = ["background", "building", "road"]
@@ -239,3 +240,72 @@ def test_import_is_light():
     code = "import sys, geounet.vectorize; print('rasterio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_geojson_coordinates_fall_inside_the_scene_lonlat_bounds(tmp_path):
+    from geounet.vectorize import write_vectors
+
+    for crs, transform in ((UTM, utm_transform()), ("EPSG:3857", mercator_transform())):
+        mask = scene()
+        gdf = polygonize(mask, transform, crs, VectorizeOptions(simplify_m=0.5), nodata=NODATA)
+        out = write_vectors(gdf, tmp_path / "out.geojson")
+        doc = json.loads(out.read_text())
+        h, w = mask.shape
+        x0, y1 = transform * (0, 0)
+        x1, y0 = transform * (w, h)
+        west, south, east, north = Transformer.from_crs(crs, 4326, always_xy=True).transform_bounds(
+            x0, y0, x1, y1, densify_pts=21
+        )
+        coords = np.concatenate(
+            [np.asarray(ring) for f in doc["features"] for ring in f["geometry"]["coordinates"]]
+        )
+        assert len(doc["features"]) == len(gdf)
+        assert (coords[:, 0] >= west - 1e-9).all() and (coords[:, 0] <= east + 1e-9).all()
+        assert (coords[:, 1] >= south - 1e-9).all() and (coords[:, 1] <= north + 1e-9).all()
+
+
+def test_round_trip_iou_without_simplification_for_every_option_that_keeps_pixels():
+    mask = scene()
+    for options in (
+        VectorizeOptions(),
+        VectorizeOptions(window=64),
+        VectorizeOptions(connectivity=8),
+    ):
+        gdf = polygonize(mask, utm_transform(), UTM, options, nodata=NODATA)
+        back = rasterio.features.rasterize(
+            zip(gdf.geometry, gdf.class_id, strict=True),
+            out_shape=mask.shape,
+            transform=utm_transform(),
+            dtype="uint8",
+        )
+        for cid in (1, 2):
+            a, b = back == cid, mask == cid
+            assert (a & b).sum() / (a | b).sum() >= 0.99
+
+
+def test_perimeter_and_confidence_columns(tmp_path):
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:20, 10:30] = 1  # 5 m x 10 m at 0.5 m pixels
+    probs = np.zeros((2, 40, 40), np.uint8)
+    probs[1, 10:20, 10:30] = 204  # 0.8
+    path = write_tif(tmp_path / "m.tif", mask)
+    with rasterio.open(tmp_path / "p.tif", "w", driver="GTiff", width=40, height=40, count=2,
+                       dtype="uint8", crs=UTM, transform=utm_transform()) as dst:  # fmt: skip
+        dst.write(probs)
+    gdf = vectorize_raster(path, probabilities=tmp_path / "p.tif")
+    assert list(gdf.columns) == [*COLUMNS, "confidence", "geometry"]
+    assert gdf.confidence.iloc[0] == pytest.approx(0.8)
+    # 30 m of outline on the grid; ground is grid / k (k ~ 0.9996 near the meridian).
+    assert gdf.perimeter_m.iloc[0] == pytest.approx(30.0, rel=2e-3)
+
+
+def test_min_area_applies_to_the_final_area():
+    mask = scene()
+    gdf = polygonize(
+        mask,
+        utm_transform(),
+        UTM,
+        VectorizeOptions(min_area_m2=25.0, simplify_m=2.0),
+        nodata=NODATA,
+    )
+    assert (gdf.area_m2 >= 25.0).all() and len(gdf) == 3
