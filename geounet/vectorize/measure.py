@@ -45,15 +45,26 @@ def geodesic_area_perimeter(
         Two float arrays: areas with holes subtracted, and perimeters of all rings.
     """
     geoms = np.asarray(geoms, dtype=object)
+    area, perimeter = np.zeros(geoms.size), np.zeros(geoms.size)
     if geoms.size == 0:
-        return np.zeros(0), np.zeros(0)
+        return area, perimeter
     geoms = _to_lonlat(geoms, CRS.from_user_input(crs))
-    # pyproj subtracts holes only if they wind opposite to the exterior.
-    geoms = shapely.orient_polygons(geoms, exterior_cw=False)
-    area = np.array([_GEOD.geometry_area_perimeter(g)[0] for g in geoms], dtype=float)
-    # geometry_area_perimeter leaves holes out of the perimeter; the boundary has them.
-    perimeter = np.array([_GEOD.geometry_length(b) for b in shapely.boundary(geoms)], float)
-    return np.abs(area), perimeter
+    parts, part_owner = shapely.get_parts(geoms, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    if rings.size == 0:
+        return area, perimeter
+    exterior = np.r_[True, ring_part[1:] != ring_part[:-1]]  # a part's first ring
+    owner = part_owner[ring_part]
+    coords, index = shapely.get_coordinates(rings, return_index=True)
+    bounds = np.searchsorted(index, np.arange(rings.size + 1))
+    # One geodesic call per ring on plain arrays; holes count against the area whatever
+    # their winding, and towards the perimeter.
+    for k in range(rings.size):
+        xy = coords[bounds[k] : bounds[k + 1]]
+        a, p = _GEOD.polygon_area_perimeter(xy[:, 0], xy[:, 1])
+        area[owner[k]] += abs(a) if exterior[k] else -abs(a)
+        perimeter[owner[k]] += p
+    return np.maximum(area, 0.0), perimeter
 
 
 def metric_crs(crs: Any, bounds: tuple[float, float, float, float]) -> CRS | None:
@@ -99,7 +110,7 @@ def pixel_size_m(crs: Any, transform: Any, bounds: tuple[float, float, float, fl
 def to_crs(geoms: np.ndarray, source: Any, target: Any) -> np.ndarray:
     """Reproject an array of geometries vertex by vertex (``always_xy``)."""
     tr = Transformer.from_crs(source, target, always_xy=True)
-    return shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(*xy.T)))
+    return shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
 
 def _to_lonlat(geoms: np.ndarray, crs: CRS) -> np.ndarray:

@@ -3,12 +3,14 @@
 Raster footprints have staircase outlines. :func:`regularize_polygon` turns one into the
 outline a human digitizer would draw:
 
-1. Simplify the outline (Douglas-Peucker, ``tolerance``) so staircases become straight
+1. Simplify the outline (Douglas-Peucker, 1.5 ``tolerance``) so staircases become straight
    edges, and take the building's dominant direction as the length-weighted mean of its
    edge directions modulo 90 degrees.
 2. In a frame rotated to that direction, snap every edge to horizontal or vertical; each
-   run of same-orientation edges becomes one edge at the length-weighted mean position,
-   and runs shorter than ``tolerance`` are folded into their neighbours.
+   run of same-orientation edges becomes one edge at the length-weighted mean position
+   of the raw outline it replaces, and runs shorter than 2.5 ``tolerance`` (steps the
+   raster cannot resolve) are folded into their neighbours. Long edges more than 12
+   degrees off both axes (a bay window, a wedge-shaped plot) keep their own direction.
 3. When the result lies within twice ``tolerance`` of its bounding rectangle everywhere
    (noise-sized notches), replace it by that rectangle.
 
@@ -29,6 +31,7 @@ from shapely.geometry import MultiPolygon, Polygon
 
 MIN_IOU = 0.8
 SEGMENT = 1.5
+MIN_EDGE = 2.5
 
 
 def regularize_polygon(
@@ -62,17 +65,17 @@ def regularize_polygon(
     rings = list(
         zip([frame.exterior, *frame.interiors], _rings_like(frame, frame_simple), strict=True)
     )
-    shell = _orthogonal_ring(*rings[0], tolerance)
+    shell = _orthogonal_ring(*rings[0], MIN_EDGE * tolerance)
     if shell is None:
         return simple
     holes = []
     for ring, kept in rings[1:]:
-        hole = _orthogonal_ring(ring, kept, tolerance)
+        hole = _orthogonal_ring(ring, kept, MIN_EDGE * tolerance)
         if hole is not None and Polygon(hole).area > tolerance**2:
             holes.append(hole)
     result = Polygon(shell, holes)
     if not result.is_valid:
-        result = _polygonal(shapely.make_valid(result))
+        result = _largest(shapely.make_valid(result))
     if not holes and result.geom_type == "Polygon" and len(result.exterior.coords) > 5:
         result = _rectangle_if_close(result, 2 * tolerance)
     result = shapely.affinity.rotate(result, angle, origin=centre, use_radians=True)
@@ -232,8 +235,15 @@ def _rectangle_if_close(poly: Polygon, within: float) -> Polygon:
 
 
 def _iou(a: Any, b: Any) -> float:
-    union = shapely.union(a, b).area
-    return shapely.intersection(a, b).area / union if union > 0 else 0.0
+    inter = shapely.intersection(a, b).area
+    union = a.area + b.area - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _largest(geom: Any) -> Any:
+    """The largest polygon of a repaired outline (a self-crossing ring leaves slivers)."""
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon" and not p.is_empty]
+    return max(parts, key=lambda p: p.area) if parts else Polygon()
 
 
 def _polygonal(geom: Any) -> Any:

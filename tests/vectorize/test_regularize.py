@@ -88,3 +88,19 @@ def test_multipolygon_and_empty() -> None:
     out = regularize_polygon(shapely.MultiPolygon(parts), PIX)
     assert out.geom_type == "MultiPolygon" and len(out.geoms) == 2 and out.is_valid
     assert regularize_polygon(shapely.Polygon(), PIX).is_empty
+
+
+def test_random_l_shapes_come_out_as_clean_single_polygons() -> None:
+    rng = np.random.default_rng(0)
+    clean, ious = 0, []
+    for _ in range(40):
+        a, b, c, d = rng.uniform(5, 25, 4)
+        c, d = min(c, 0.7 * a), min(d, 0.7 * b)
+        shape = shapely.Polygon([(0, 0), (a, 0), (a, d), (c, d), (c, b), (0, b)])
+        truth = shapely.affinity.rotate(shape, rng.uniform(0, 90), origin="centroid")
+        out = regularize_polygon(staircase(truth), PIX)
+        assert out.geom_type == "Polygon" and out.is_valid
+        clean += len(out.exterior.coords) == 7
+        ious.append(iou(out, truth))
+    assert clean >= 34
+    assert np.median(ious) > 0.98 and min(ious) > 0.9
