@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ import numpy as np
 import rasterio
 import rasterio.features
 import shapely
-import shapely.geometry
 from affine import Affine
 from scipy import ndimage
 
@@ -142,17 +142,22 @@ def polygonize_source(
     """
     grid = source.windows(window)
     merger = _SeamMerger(connectivity, source.read_prob is not None, source.width)
-    total, done = sum(len(r) for r in grid), 0
-    for r, row in enumerate(grid):
-        last_row = r == len(grid) - 1
-        for c, (y, x, h, w) in enumerate(row):
-            values = source.read(y, x, h, w)
+    flat = [(r, c, win) for r, row in enumerate(grid) for c, win in enumerate(row)]
+    # One reader thread decodes the next window while this one is polygonized (GDAL
+    # releases the GIL while it reads); only that thread touches the class-map dataset.
+    with ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(source.read, *flat[0][2]) if flat else None
+        for k, (r, c, (y, x, h, w)) in enumerate(flat):
+            values = pending.result()
+            if k + 1 < len(flat):
+                pending = reader.submit(source.read, *flat[k + 1][2])
+            last_row, last_col = r == len(grid) - 1, c == len(grid[r]) - 1
             ids = _window_ids(values, classes, source.nodata)
-            merger.add_window(values, ids, source, (y, x, h, w), c, last_row, c == len(row) - 1)
-            done += 1
+            merger.add_window(values, ids, source, (y, x, h, w), c, last_row, last_col)
             if progress is not None:
-                progress(done, total)
-        merger.end_row(last_row)
+                progress(k + 1, len(flat))
+            if last_col:
+                merger.end_row(last_row)
     return merger.regions.sorted()
 
 
@@ -188,7 +193,6 @@ class _SeamMerger:
         n = len(classes) - 1
         base = self.next_label - 1
         self.next_label += n
-        pixels = np.bincount(labels.ravel(), minlength=n + 1)
         sums = None
         if self.regions.prob_sum is not None and n:
             sums = self._prob_sums(source, win, values, ids, labels, n)
@@ -206,27 +210,31 @@ class _SeamMerger:
         border.discard(0)
         below = set(np.unique(labels[-1]).tolist()) if not last_row else set()
         if n:
-            shapes = rasterio.features.shapes(
-                labels,
-                mask=labels > 0,
-                connectivity=self.connectivity,
-                transform=Affine.translation(x, y),
+            shapes = list(
+                rasterio.features.shapes(
+                    labels,
+                    mask=labels > 0,
+                    connectivity=self.connectivity,
+                    transform=Affine.translation(x, y),
+                )
             )
-            for geom, value in shapes:
+            polys = _polygons([geom["coordinates"] for geom, _ in shapes])
+            # In pixel units a region's area is its pixel count, exactly.
+            pixels = np.rint(shapely.area(polys)).astype(np.int64)
+            for (_, value), poly, count in zip(shapes, polys, pixels, strict=True):
                 lab = int(value)
-                poly = shapely.geometry.shape(geom)
                 prob = float(sums[lab]) if sums is not None else 0.0
                 if lab in border:
                     self.pending[base + lab] = [
                         int(classes[lab]),
                         poly,
-                        int(pixels[lab]),
+                        int(count),
                         prob,
                         lab in below,
                     ]
                     self.row_labels.add(base + lab)
                 else:
-                    self.regions.add(int(classes[lab]), poly, int(pixels[lab]), prob)
+                    self.regions.add(int(classes[lab]), poly, int(count), prob)
 
         def edge(index: Any) -> tuple[np.ndarray, np.ndarray]:
             lab = labels[index].astype(np.int64)
@@ -314,6 +322,17 @@ class _SeamMerger:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def _polygons(rings_per_polygon: list[list]) -> np.ndarray:
+    """Shapely polygons from GeoJSON-style ring lists, built in one vectorized call."""
+    if not rings_per_polygon:
+        return np.zeros(0, dtype=object)
+    rings = [np.asarray(r, dtype=float) for poly in rings_per_polygon for r in poly]
+    ring_index = np.repeat(np.arange(len(rings)), [len(r) for r in rings])
+    linear = shapely.linearrings(np.concatenate(rings), indices=ring_index)
+    counts = [len(poly) for poly in rings_per_polygon]
+    return shapely.polygons(linear, indices=np.repeat(np.arange(len(counts)), counts))
+
+
 def _union(geoms: list[Any]) -> Any:
     """Union of the pieces of one region.
 
@@ -328,7 +347,10 @@ def _union(geoms: list[Any]) -> Any:
 def _window_ids(values: np.ndarray, classes: list[int] | None, nodata: int | None) -> list[int]:
     if classes is not None:
         return classes
-    if values.dtype == np.uint8:
+    top = int(values.max(initial=0))
+    if top <= 1 and int(values.min(initial=0)) >= 0:  # binary masks: skip the histogram
+        present = [top]
+    elif values.dtype == np.uint8:
         present = np.flatnonzero(np.bincount(values.ravel(), minlength=256)).tolist()
     else:
         present = np.unique(values).tolist()
