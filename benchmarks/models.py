@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
+
+from _rss import peak_rss_mb  # benchmarks/ is on sys.path when run as a script
 
 
 def measure(name: str, precision: str, batch: int, repeats: int) -> dict:
@@ -54,7 +55,7 @@ def measure(name: str, precision: str, batch: int, repeats: int) -> dict:
         "precision": precision,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "mpix_s": pixels / seconds / 1e6,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

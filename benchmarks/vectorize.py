@@ -38,13 +38,14 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from _rss import peak_rss_mb  # benchmarks/ is on sys.path when run as a script
 
 MODES = ("streamed", "whole", "rasterio", "streamed+simplify", "streamed+regularize")
 PIXEL_M = 0.3
@@ -198,23 +199,6 @@ def workdir_ready(workdir: Path) -> Path:
 # --------------------------------------------------------------------------- one mode
 
 
-def _peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB.
-
-    Linux: ``VmHWM`` of ``/proc/self/status``. Not ``ru_maxrss``, which a child inherits
-    from the parent's peak across fork and exec (a 400 MB parent gives a bare child 400).
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
 def measure(mode: str, scene: str, window: int, out: str) -> dict[str, Any]:
     """Vectorize ``scene`` one way (in a child process), save the polygons to ``out``.
 
@@ -233,7 +217,7 @@ def measure(mode: str, scene: str, window: int, out: str) -> dict[str, Any]:
 
     with rasterio.open(scene) as src:
         height, width = src.shape
-    imports_mb = _peak_rss_mb()
+    imports_mb = peak_rss_mb()
     start = time.perf_counter()
     if mode == "rasterio":
         with rasterio.open(scene) as src:
@@ -254,7 +238,7 @@ def measure(mode: str, scene: str, window: int, out: str) -> dict[str, Any]:
         )
         gdf = vectorize_raster(scene, options)
     seconds = time.perf_counter() - start
-    peak = _peak_rss_mb()
+    peak = peak_rss_mb()
     gdf.to_parquet(out)
     return {
         "mode": mode,
