@@ -283,7 +283,16 @@ class _SeamMerger:
             classes.extend([cid] * n)
         return labels, np.asarray(classes, np.int64)
 
-    def _prob_sums(self, source, win, values, ids, labels, n) -> np.ndarray:
+    def _prob_sums(
+        self,
+        source: ClassSource,
+        win: tuple[int, int, int, int],
+        values: np.ndarray,
+        ids: list[int],
+        labels: np.ndarray,
+        n: int,
+    ) -> np.ndarray:
+        """Sum, per label, of each pixel's probability for its own class."""
         y, x, h, w = win
         planes = source.read_prob(y, x, h, w, ids)
         conf = np.zeros(values.shape, np.float64)
