@@ -115,8 +115,8 @@ def run_demo(
     echo(f"test-scene building IoU: {demo.test_iou:.3f}  (validation IoU {demo.val_iou:.3f})")
     echo(f"buildings: {demo.n_pred} predicted polygons, {demo.n_true} true")
     echo(f"model:    {demo.model}")
-    echo(f"mask:     {demo.mask}")
-    echo(f"polygons: {demo.polygons}")
+    echo(f"mask:     {demo.mask}  (class probabilities: {demo.mask.with_name('test_proba.tif')})")
+    echo(f"polygons: {demo.polygons}  (area_m2, perimeter_m, confidence)")
     return demo
 
 

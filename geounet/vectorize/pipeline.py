@@ -169,6 +169,7 @@ def _frame(
         regularize=selected(options.regularize, names, "regularize"),
         smooth=selected(options.smooth, names, "smooth"),
     )
+    geoms = make_valid(geoms)  # reprojecting back from the metric frame can pinch a ring
     area, perimeter = geodesic_area_perimeter(geoms, crs)
     keep = ~shapely.is_empty(geoms) & (area >= options.min_area_m2) & (area > 0)
     names = list(names or [])
