@@ -64,6 +64,8 @@ def refine(
     if smo.any():
         work[smo] = [smooth_polygon(g, pixel_m, simplify_m) for g in work[smo]]
     work = make_valid(work)
+    if reg.any() or smo.any():
+        work = resolve_overlaps(work, reg | smo)
     return to_crs(work, metric, crs) if metric is not None else work
 
 
@@ -112,6 +114,27 @@ def simplify(geoms: np.ndarray, tolerance: float, *, several: bool) -> np.ndarra
         except shapely.errors.GEOSException:  # pragma: no cover - not a clean coverage
             pass
     return shapely.simplify(geoms, tolerance, preserve_topology=True)
+
+
+def resolve_overlaps(geoms: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """Remove overlaps that per-polygon reshaping created: the smaller polygon gives way.
+
+    Only pairs where at least one polygon was reshaped (``changed``) are looked at; the
+    pixel outlines of a class map never overlap.
+    """
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms[changed], predicate="intersects")
+    left = np.flatnonzero(changed)[left]
+    out = geoms.copy()
+    for i, j in zip(left.tolist(), right.tolist(), strict=True):
+        if i == j or (changed[j] and j < i):  # each pair once
+            continue
+        a, b = out[i], out[j]
+        if shapely.intersection(a, b).area <= 0:
+            continue
+        small, big = (i, j) if a.area < b.area else (j, i)
+        out[small] = polygonal(shapely.make_valid(shapely.difference(out[small], out[big])))
+    return out
 
 
 def smooth_polygon(geom: Any, pixel_m: float, simplify_m: float = 0.0) -> Any:

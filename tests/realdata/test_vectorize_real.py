@@ -84,3 +84,24 @@ def test_kampala_regularized_footprints_keep_iou(tmp_path: Path, factor: int) ->
     assert reg.geometry.is_valid.all() and len(reg) == len(raw)
     vertices = shapely.get_num_coordinates
     assert np.sum(vertices(reg.geometry.values)) < np.sum(vertices(raw.geometry.values)) / 5
+
+
+LANDCOVER = DATA / "nc_landcover_landsat7" / "strata.tif"
+
+
+@pytest.mark.skipif(not LANDCOVER.exists(), reason="../shared/data/nc_landcover_landsat7 absent")
+def test_landcover_float_raster_streams_and_simplifies_as_a_coverage() -> None:
+    # 7 classes in a float32 raster with nodata -99999, NC State Plane (metres).
+    whole = vectorize_raster(LANDCOVER, VectorizeOptions(window=4096))
+    streamed = vectorize_raster(LANDCOVER, VectorizeOptions(window=64))
+    assert set(whole.class_id) == set(range(1, 8)) and len(whole) > 1000
+    assert len(streamed) == len(whole)
+    assert all(shapely.equals(a, b) for a, b in zip(streamed.geometry, whole.geometry, strict=True))
+    simple = vectorize_raster(LANDCOVER, VectorizeOptions(simplify_m=30))
+    assert simple.geometry.is_valid.all()
+    union = shapely.union_all(simple.geometry.values)
+    # Shared boundaries simplified once: no gaps, no overlaps between classes.
+    assert simple.geometry.area.sum() == pytest.approx(union.area, rel=1e-9)
+    assert union.area == pytest.approx(shapely.union_all(whole.geometry.values).area, rel=1e-3)
+    vertices = shapely.get_num_coordinates
+    assert vertices(simple.geometry.values).sum() < 0.7 * vertices(whole.geometry.values).sum()
