@@ -125,3 +125,22 @@ def building_scene(
     img = write_geotiff(tmp_path / f"{name}.tif", image, res=res)
     labels = write_geojson(tmp_path / f"{name}.geojson", boxes)
     return img, labels, truth
+
+
+def tiny_unet_bundle(path: Path) -> Path:
+    """Save an untrained 2-level U-Net (RGB in, building / background out) at ``path``."""
+    from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
+
+    meta = ModelMeta(
+        architecture="unet",
+        arguments={"width": 4, "depth": 2},
+        in_channels=3,
+        out_channels=1,
+        classes=["background", "building"],
+        colors=[[0, 0, 0], [255, 0, 0]],
+        bands=["red", "green", "blue"],
+        mean=[100.0] * 3,
+        std=[50.0] * 3,
+        tile_size=64,
+    )
+    return save_bundle(build_segmenter(meta), meta, path)

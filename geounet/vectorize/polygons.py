@@ -12,6 +12,7 @@ plus the regions still open along the current row of windows.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -535,8 +536,6 @@ def as_class_array(values: np.ndarray, nodata: int | None) -> tuple[np.ndarray, 
 
 def tag_class_names(path: Path, tags: dict[str, str]) -> list[str] | None:
     """Class names from a raster's ``GEOUNET_CLASSES`` tag (``None`` if absent)."""
-    import json
-
     raw = tags.get(CLASSES_TAG)
     if raw is None:
         return None

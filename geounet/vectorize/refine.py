@@ -14,7 +14,7 @@ import shapely
 from shapely.geometry import Polygon
 
 from geounet.vectorize.measure import metric_crs, to_crs
-from geounet.vectorize.regularize import regularize_polygon
+from geounet.vectorize.regularize import polygonal, regularize_polygon
 
 SMOOTH_ITERATIONS = 3
 
@@ -170,14 +170,6 @@ def make_valid(geoms: np.ndarray) -> np.ndarray:
         geoms = geoms.copy()
         geoms[bad] = [polygonal(g) for g in shapely.make_valid(geoms[bad])]
     return geoms
-
-
-def polygonal(geom: Any) -> Any:
-    """The polygonal part of a geometry (an empty Polygon if none)."""
-    if geom.geom_type in ("Polygon", "MultiPolygon"):
-        return geom
-    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
-    return shapely.union_all(parts) if parts else Polygon()
 
 
 def _members(class_ids: np.ndarray, choice: set[int] | bool) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import shapely
 import shapely.affinity
-from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry import Polygon
 
 MIN_IOU = 0.8
 SEGMENT = 1.5
@@ -54,7 +54,7 @@ def regularize_polygon(
         return geom
     if geom.geom_type == "MultiPolygon":
         parts = [regularize_polygon(p, tolerance, min_iou=min_iou) for p in geom.geoms]
-        return _polygonal(shapely.union_all([p for p in parts if not p.is_empty]))
+        return polygonal(shapely.union_all([p for p in parts if not p.is_empty]))
     simple = shapely.simplify(geom, SEGMENT * tolerance, preserve_topology=True)
     if simple.is_empty or simple.geom_type != "Polygon":
         return geom
@@ -241,17 +241,15 @@ def _iou(a: Any, b: Any) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def polygonal(geom: Any) -> Any:
+    """The polygonal part of a geometry (an empty Polygon if none)."""
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else Polygon()
+
+
 def _largest(geom: Any) -> Any:
     """The largest polygon of a repaired outline (a self-crossing ring leaves slivers)."""
     parts = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon" and not p.is_empty]
     return max(parts, key=lambda p: p.area) if parts else Polygon()
-
-
-def _polygonal(geom: Any) -> Any:
-    """The polygonal part of a geometry (empty Polygon if none)."""
-    if geom.geom_type in ("Polygon", "MultiPolygon"):
-        return geom
-    parts = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon" and not p.is_empty]
-    if not parts:
-        return Polygon()
-    return parts[0] if len(parts) == 1 else MultiPolygon(parts)

@@ -12,6 +12,10 @@ import rasterio
 from click.testing import CliRunner
 
 from geounet.cli import cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _fixtures_ml import tiny_unet_bundle
+
 from geounet.data.synthetic import make_building_scene
 
 
@@ -78,22 +82,8 @@ def test_train_predict_vectorize(scenes: tuple, tmp_path: Path) -> None:
 
 
 def test_predict_several_scenes_into_directory(scenes: tuple, tmp_path: Path) -> None:
-    from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
-
     train, test = scenes
-    meta = ModelMeta(
-        architecture="unet",
-        arguments={"width": 4, "depth": 2},
-        in_channels=3,
-        out_channels=1,
-        classes=["background", "building"],
-        colors=[[0, 0, 0], [255, 0, 0]],
-        bands=["red", "green", "blue"],
-        mean=[100.0] * 3,
-        std=[50.0] * 3,
-        tile_size=64,
-    )
-    model = save_bundle(build_segmenter(meta), meta, tmp_path / "m.safetensors")
+    model = tiny_unet_bundle(tmp_path / "m.safetensors")
     out = tmp_path / "masks"
     result = CliRunner().invoke(
         cli,

@@ -16,6 +16,9 @@ from click.testing import CliRunner
 
 from geounet.cli import cli
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _fixtures_ml import tiny_unet_bundle
+
 UTM = "EPSG:32636"
 TRANSFORM = Affine(0.5, 0, 500_000.0, 0, -0.5, 40_000.0)
 
@@ -113,22 +116,9 @@ def test_errors_are_one_line_and_leave_no_file(
 
 def test_predict_vector_in_one_go(tmp_path: Path) -> None:
     from geounet.data.synthetic import make_building_scene
-    from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
 
     scene = make_building_scene(tmp_path / "s.tif", tmp_path / "s.geojson", size=(128, 128), seed=1)
-    meta = ModelMeta(
-        architecture="unet",
-        arguments={"width": 4, "depth": 2},
-        in_channels=3,
-        out_channels=1,
-        classes=["background", "building"],
-        colors=[[0, 0, 0], [255, 0, 0]],
-        bands=["red", "green", "blue"],
-        mean=[100.0] * 3,
-        std=[50.0] * 3,
-        tile_size=64,
-    )
-    model = save_bundle(build_segmenter(meta), meta, tmp_path / "m.safetensors")
+    model = tiny_unet_bundle(tmp_path / "m.safetensors")
     vectors = tmp_path / "b.gpkg"
     args = ["-q", "predict", str(model), str(scene.image_path), "-o", str(tmp_path / "p.tif")]
     args += ["--probabilities", "--vector", str(vectors), "--regularize", "--min-area", "0.5"]
