@@ -152,8 +152,9 @@ def _frame(
     geoms = _to_crs_coords(np.asarray(regions.geoms, dtype=object), transform)
     pixel_m = pixel_size_m(crs, transform, tuple(bounds)) if geoms.size else 1.0
     if options.min_area_m2 > 0 and geoms.size:
-        # Cheap first cut on pixel counts; the exact geodesic filter comes last.
-        keep = pixels * pixel_m**2 >= 0.5 * options.min_area_m2
+        # Cheap first cut on pixel counts (with a margin for pixel sizes varying across
+        # the scene); the exact geodesic filter comes last.
+        keep = pixels * pixel_m**2 >= 0.25 * options.min_area_m2
         ids, pixels, geoms = ids[keep], pixels[keep], geoms[keep]
         conf_sum = None if regions.prob_sum is None else np.asarray(regions.prob_sum)[keep]
     else:
@@ -169,7 +170,6 @@ def _frame(
         regularize=selected(options.regularize, names, "regularize"),
         smooth=selected(options.smooth, names, "smooth"),
     )
-    geoms = make_valid(geoms)  # reprojecting back from the metric frame can pinch a ring
     area, perimeter = geodesic_area_perimeter(geoms, crs)
     keep = ~shapely.is_empty(geoms) & (area >= options.min_area_m2) & (area > 0)
     names = list(names or [])

@@ -66,7 +66,9 @@ def refine(
     work = make_valid(work)
     if reg.any() or smo.any():
         work = resolve_overlaps(work, reg | smo)
-    return to_crs(work, metric, crs) if metric is not None else work
+    if metric is None:
+        return work
+    return make_valid(to_crs(work, metric, crs))  # reprojecting back can pinch a ring
 
 
 def fill_holes(geoms: np.ndarray, max_area: float) -> np.ndarray:
