@@ -1,29 +1,35 @@
-"""The Python API: train, predict and vectorize in a few calls.
+"""The Python API: train, predict, vectorize and evaluate in a few calls.
+
+This module is the only orchestrator: the command line and the demo call it and nothing
+below it. It reads configurations; the layers below take plain arguments.
 
 Example:
     >>> import geounet.api as gu
     >>> result = gu.train("configs/buildings.yaml", overrides=["train.max_minutes=5"])
     >>> gu.predict(result.model_path, "scene.tif", "mask.tif")
     >>> footprints = gu.vectorize("mask.tif", "buildings.geojson")
+    >>> gu.predict("runs/brain/model.safetensors", "patient_folder", "seg.nii.gz")
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 
-from geounet.config import Config, load_config
-from geounet.infer.scene import PredictOptions, PredictResult, predict_scene
-from geounet.models.bundle import ModelMeta, load_bundle
+from geounet.config import Config, load_config, require_training_inputs
+from geounet.infer.scene import PredictOptions, PredictResult
+from geounet.models.bundle import ModelMeta, load_bundle, read_meta
 from geounet.models.segmenter import Segmenter
-from geounet.train.fit import TrainResult, fit
+from geounet.train.fit import TrainResult
 from geounet.vectorize import VectorizeOptions
-from geounet.vectorize.pipeline import vectorize_to_file
 
 PathLike = str | os.PathLike[str]
+Progress = Callable[[int, int], None]
 
 
 def train(
@@ -32,10 +38,29 @@ def train(
     *,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a model from a YAML config (or a :class:`Config`) plus ``key=value`` overrides."""
+    """Train a model from a YAML config (or a :class:`Config`) plus ``key=value`` overrides.
+
+    Works for every ``data.source``: GeoTIFF scenes, chip folders, NIfTI cases and
+    figshare ``.mat`` slices.
+    """
+    from geounet.train.fit import fit
+
     if not isinstance(config, Config):
         config = load_config(config, list(overrides))
+    require_training_inputs(config)
     return fit(config, progress=progress)
+
+
+def resume(run_dir: PathLike, *, progress: bool = True) -> TrainResult:
+    """Continue an interrupted run from its directory (its resolved config and last.ckpt)."""
+    from geounet.errors import InputFileNotFoundError
+    from geounet.train.fit import fit
+
+    config_path = Path(run_dir) / "config.yaml"
+    if not config_path.exists():
+        raise InputFileNotFoundError(f"{config_path}: not a geounet run directory")
+    config = load_config(config_path, [f"run_dir={run_dir}"])
+    return fit(config, progress=progress, resume=True)
 
 
 def load_model(path: PathLike) -> tuple[Segmenter, ModelMeta]:
@@ -43,16 +68,133 @@ def load_model(path: PathLike) -> tuple[Segmenter, ModelMeta]:
     return load_bundle(path)
 
 
+def model_info(path: PathLike) -> dict[str, Any]:
+    """A bundle's metadata as plain data (fast: no weights are read)."""
+    return dataclasses.asdict(read_meta(path))
+
+
+def list_models(in_channels: int = 3, classes: int = 2) -> list[dict[str, Any]]:
+    """Every registered architecture: name, dims, parameter count, description."""
+    from geounet.models.registry import REGISTRY, build_model
+
+    rows = []
+    for spec in REGISTRY.values():
+        net = build_model(spec.name, in_channels, classes)
+        params = sum(p.numel() for p in net.parameters())
+        rows.append(
+            {
+                "name": spec.name,
+                "dims": spec.dims,
+                "params": params,
+                "description": spec.description,
+            }
+        )
+    return rows
+
+
 def predict(
-    model: PathLike,
-    scene: PathLike,
+    model: PathLike | tuple[Segmenter, ModelMeta],
+    scene: PathLike | Sequence[PathLike],
     out: PathLike,
     options: PredictOptions | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> PredictResult:
-    """Segment ``scene`` with the model at ``model`` and write a class-map COG to ``out``."""
+    """Segment one input with ``model`` and write its class map to ``out``.
+
+    For GeoTIFF models ``scene`` is a GeoTIFF or VRT (or a list of co-registered rasters
+    stacked as in training) and ``out`` a COG on its grid. For other models it is a chip,
+    a NIfTI case (its folder, or its modality files as a list or comma-joined) or a
+    ``.mat`` slice, and ``out`` a ``.png``, ``.tif`` or ``.nii.gz`` on the input's grid.
+    """
+    net, meta = model if isinstance(model, tuple) else load_bundle(model)
+    options = options or PredictOptions()
+    if meta.source == "geotiff":
+        from geounet.infer.scene import predict_scene
+
+        if isinstance(scene, str | os.PathLike) and "," in str(scene):
+            scene = str(scene).split(",")
+        return predict_scene(net, meta, scene, out, options, progress)
+    from geounet.infer.cases import predict_input
+
+    result = predict_input(net, meta, scene, out, options, progress)
+    return PredictResult(result.path, result.class_pixels, 1.0, result.seconds)
+
+
+def predict_many(
+    model: PathLike,
+    inputs: Sequence[PathLike],
+    output: PathLike,
+    options: PredictOptions | None = None,
+    *,
+    probabilities: bool = False,
+    progress: Callable[[str], Progress | None] | None = None,
+) -> list[PredictResult]:
+    """Predict several inputs (or a folder of them): ``output`` is a file for one input
+    and a directory otherwise (created when missing).
+
+    Args:
+        model: A bundle path.
+        inputs: Scenes, chips, cases or folders of them.
+        output: Output file or directory.
+        options: Prediction options.
+        probabilities: GeoTIFF models: also write ``OUT_proba.tif`` beside each class map.
+        progress: Called with each input's name; returns that input's progress callback.
+    """
     net, meta = load_bundle(model)
-    return predict_scene(net, meta, scene, out, options or PredictOptions(), progress)
+    options = options or PredictOptions()
+    output = Path(output)
+    items = _expand_inputs(meta, [Path(str(i)) if "," not in str(i) else i for i in inputs])
+    if probabilities and meta.source != "geotiff":
+        from geounet.errors import UnsupportedFormatError
+
+        raise UnsupportedFormatError("--probabilities is available for GeoTIFF models only")
+    if (
+        len(items) == 1
+        and not output.is_dir()
+        and not (len(inputs) == 1 and Path(inputs[0]).is_dir())
+    ):
+        outs = [output]
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        outs = [_output_in(meta, item, output) for item in items]
+    results = []
+    for item, out in zip(items, outs, strict=True):
+        name = Path(str(item).split(",")[0]).name
+        scene_options = options
+        if probabilities:
+            proba = out.with_name(f"{out.stem}_proba{out.suffix}")
+            scene_options = dataclasses.replace(options, probabilities=proba)
+        callback = progress(name) if progress else None
+        results.append(predict((net, meta), item, out, scene_options, callback))
+    return results
+
+
+def probabilities_path(mask: PathLike) -> Path:
+    """Where ``predict_many(probabilities=True)`` writes the probabilities of ``mask``."""
+    mask = Path(mask)
+    return mask.with_name(f"{mask.stem}_proba{mask.suffix}")
+
+
+def _expand_inputs(meta: ModelMeta, inputs: list) -> list:
+    if meta.source == "geotiff":
+        return inputs
+    from geounet.infer.cases import folder_items
+
+    items: list = []
+    for item in inputs:
+        p = Path(str(item))
+        is_case = meta.source == "nifti" and p.is_dir() and not any(c.is_dir() for c in p.iterdir())
+        items.extend(folder_items(meta, p) if p.is_dir() and not is_case else [item])
+    return items
+
+
+def _output_in(meta: ModelMeta, item: Any, folder: Path) -> Path:
+    first = Path(str(item).split(",")[0])
+    if meta.source == "geotiff":
+        return folder / f"{first.stem}_mask.tif"
+    from geounet.infer.cases import default_output
+
+    return default_output(meta, first, folder)
 
 
 def vectorize(
@@ -62,7 +204,7 @@ def vectorize(
     *,
     probabilities: PathLike | None = None,
     crs: Any = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     **settings: Any,
 ) -> gpd.GeoDataFrame:
     """Polygons of a class-map raster, cleaned and measured, optionally written to ``out``.
@@ -85,6 +227,8 @@ def vectorize(
         GeoDataFrame in the raster's CRS: ``class_id``, ``class_name``, ``area_m2``,
         ``perimeter_m`` (and ``confidence``), one valid polygon per region.
     """
+    from geounet.vectorize.pipeline import vectorize_to_file
+
     if settings:
         options = (options or VectorizeOptions()).replace(**settings)
     return vectorize_to_file(
@@ -92,11 +236,67 @@ def vectorize(
     )
 
 
+def check_vector_output(path: PathLike, crs: Any = None) -> None:
+    """Fail fast on a vector output path or CRS that cannot be written."""
+    from geounet.vectorize.export import check_vector_path
+
+    check_vector_path(path, crs=crs)
+
+
+def evaluate(
+    model: PathLike,
+    out_dir: PathLike | None = None,
+    *,
+    image: PathLike | None = None,
+    labels: PathLike | None = None,
+    config: PathLike | Config | None = None,
+    label_attribute: str | None = None,
+    options: PredictOptions | None = None,
+) -> Any:
+    """Score ``model`` and write ``metrics.json``, ``report.md`` and figures to ``out_dir``.
+
+    Give ``image`` and ``labels`` (a scene and its labels), or a training ``config``,
+    whose test cases or strips (validation ones when it has none) are rebuilt as in
+    training. Chips, volumes and slices get per-case Dice, IoU and HD95 (mm).
+    """
+    if config is not None and not isinstance(config, Config):
+        config = load_config(config)
+    out = Path(out_dir) if out_dir else Path(model).with_name("evaluation")
+    if config is not None and config.data.source != "geotiff":
+        from geounet.evaluate_cases import evaluate_cases
+
+        return evaluate_cases(model, out, config, options=options)
+    from geounet.evaluate import evaluate as evaluate_scene
+
+    return evaluate_scene(
+        model,
+        out,
+        image=image,
+        labels=labels,
+        config=config,
+        label_attribute=label_attribute,
+        options=options,
+    )
+
+
+def demo(out_dir: PathLike = "demo_output", **kwargs: Any) -> Any:
+    """Run the end-to-end demo (``make demo``): generate, train, predict, vectorize, score."""
+    from geounet.demo import run_demo
+
+    return run_demo(out_dir, **kwargs)
+
+
 __all__ = [
     "PredictOptions",
     "VectorizeOptions",
+    "demo",
+    "evaluate",
+    "list_models",
     "load_model",
+    "model_info",
     "predict",
+    "predict_many",
+    "resume",
     "train",
     "vectorize",
 ]

@@ -29,6 +29,9 @@ LOSSES = ("bce", "ce", "dice", "jaccard", "focal", "tversky", "lovasz")
 class DataConfig:
     """Where the imagery and labels are and how to read them."""
 
+    # geotiff: georeferenced scenes; folders: image/mask chips (PNG, JPEG, TIFF);
+    # nifti: medical volumes; figshare_mat: the brain-tumour .mat slices of Cheng et al.
+    source: Literal["geotiff", "folders", "nifti", "figshare_mat"] = "geotiff"
     # each entry: one raster, or a list of co-registered rasters stacked as channels
     # (pre/post images, several dates)
     images: list[str | list[str]] = field(default_factory=list)
@@ -39,10 +42,30 @@ class DataConfig:
     colors: list[list[int]] | None = None
     bands: list[int] | None = None
     resolution: float | None = None  # metres on the ground; None = the images' own
-    normalization: Literal["meanstd", "percentile"] = "meanstd"
+    # meanstd / percentile: statistics of the training data, stored in the model;
+    # case_zscore / case_percentile: each case (volume, slice, chip) normalized on its own
+    normalization: Literal["meanstd", "percentile", "case_zscore", "case_percentile"] = "meanstd"
     percentiles: list[float] = field(default_factory=lambda: [2.0, 98.0])
     val_fraction: float = 0.2
     test_fraction: float = 0.0
+    # ---- chips, volumes and slices (sources other than geotiff)
+    val_images: list[str | list[str]] = field(default_factory=list)  # explicit validation set
+    split: Literal["random", "ordered"] = "random"  # ordered: the last files/cases validate
+    image_pattern: str | None = None  # folders: e.g. "*_sat.jpg" (the * is the key)
+    mask_pattern: str | None = None  # folders: e.g. "*_mask.png"
+    mask_channel: int = 0  # channel of RGB masks holding the class
+    mask_threshold: float | None = None  # raw > threshold is class 1 (e.g. 128)
+    label_map: dict[int, int] | None = None  # raw label value -> class id
+    label_groups: dict[str, list[int]] | None = None  # class name -> raw values (nested ok)
+    ignore_values: list[int] = field(default_factory=list)  # raw values not trained on
+    modalities: list[str] = field(default_factory=list)  # nifti: file globs per channel
+    label_file: str | None = None  # nifti: label file glob inside a case folder
+    cases: list[dict[str, Any]] = field(default_factory=list)  # nifti: {images: [...], label}
+    normalization_mask: Literal["nonzero"] | None = None  # case statistics inside non-zero
+    spacing: list[float] | None = None  # nifti: resample to this voxel spacing (mm)
+    slice_axis: str | int = "axial"  # 2D models on volumes: axial or a voxel axis 0-2
+    slice_context: int = 0  # 2.5D: neighbouring slices per side stacked as channels
+    rand_error: bool = False  # evaluate: adapted Rand error of the regions (membranes)
 
 
 @dataclass
@@ -57,7 +80,7 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation, sampling and stopping."""
 
-    tile_size: int = 256
+    tile_size: int | list[int] = 256  # a list gives a 3D patch, e.g. [96, 96, 64]
     batch_size: int = 8
     samples_per_epoch: int = 256
     max_epochs: int = 100
@@ -74,6 +97,7 @@ class TrainConfig:
     accumulate: int = 1
     oversample_classes: list[str] | None = None
     oversample_factor: float = 4.0
+    foreground_fraction: float = 0.33  # chips/volumes: windows centred on foreground
     tensorboard: bool = False
     seed: int = 0
     num_workers: int = 0
@@ -228,6 +252,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
 def _check_values(config: Config) -> None:
     data, train = config.data, config.train
+    if data.label_groups:
+        # nested label groups (BraTS regions) are classes of their own
+        data.classes = ["background", *data.label_groups]
+        if data.colors is not None and len(data.colors) != len(data.classes):
+            data.colors = None
     checks = [
         (len(data.classes) >= 2, "data.classes", "needs at least two classes (with background)"),
         (0 < data.val_fraction < 1, "data.val_fraction", "must be between 0 and 1"),
@@ -238,7 +267,19 @@ def _check_values(config: Config) -> None:
             "val + test fractions leave too little for training",
         ),
         (data.resolution is None or data.resolution > 0, "data.resolution", "must be > 0"),
-        (train.tile_size >= 16, "train.tile_size", "must be at least 16"),
+        (
+            min([train.tile_size] if isinstance(train.tile_size, int) else train.tile_size or [0])
+            >= 16,
+            "train.tile_size",
+            "must be at least 16 (every axis)",
+        ),
+        (0 <= train.foreground_fraction <= 1, "train.foreground_fraction", "must be in [0, 1]"),
+        (data.slice_context >= 0, "data.slice_context", "must be >= 0"),
+        (
+            data.spacing is None or (len(data.spacing) == 3 and min(data.spacing) > 0),
+            "data.spacing",
+            "must be three positive voxel sizes in mm",
+        ),
         (train.batch_size >= 1, "train.batch_size", "must be at least 1"),
         (train.samples_per_epoch >= 1, "train.samples_per_epoch", "must be at least 1"),
         (train.max_epochs >= 1, "train.max_epochs", "must be at least 1"),
@@ -276,6 +317,12 @@ def _check_values(config: Config) -> None:
 
 def require_training_inputs(config: Config) -> None:
     """Check that a config names existing images and labels before training starts."""
+    if config.data.source != "geotiff":
+        if not config.data.images and not config.data.cases:
+            raise ConfigError(
+                f"config key 'data.images' is empty; name the {config.data.source} inputs"
+            )
+        return
     if not config.data.images:
         raise ConfigError("config key 'data.images' is empty; list one or more GeoTIFFs")
     if not config.data.labels:

@@ -11,11 +11,7 @@ import rasterio
 
 from geounet.config import Config, DataConfig, ModelConfig, TrainConfig
 from geounet.data.synthetic import make_building_scene
-from geounet.infer.scene import PredictOptions, predict_scene
 from geounet.io.labels import rasterize_labels, read_labels
-from geounet.models.bundle import load_bundle
-from geounet.train.fit import fit
-from geounet.vectorize import VectorizeOptions, vectorize_raster, write_vectors
 
 
 @dataclass(frozen=True)
@@ -80,22 +76,25 @@ def run_demo(
         run_dir=str(out / "run"),
     )
     echo(f"[2/4] training a U-Net for up to {minutes:g} min on {train_scene.image_path.name} ...")
-    result = fit(config, progress=progress)
+    import geounet.api as gu
+
+    result = gu.train(config, progress=progress)
     echo(f"      best validation IoU {result.best_val_iou:.3f} after {result.epochs} epochs")
 
     echo(f"[3/4] predicting {test_scene.image_path.name} ...")
-    net, meta = load_bundle(result.model_path)
     mask_path = out / "test_mask.tif"
     proba_path = out / "test_proba.tif"
-    predict_scene(
-        net, meta, test_scene.image_path, mask_path, PredictOptions(probabilities=proba_path)
+    gu.predict(
+        result.model_path,
+        test_scene.image_path,
+        mask_path,
+        gu.PredictOptions(probabilities=proba_path),
     )
 
     echo("[4/4] vectorizing (regularized footprints, mean confidence) ...")
     polygons_path = out / "test_buildings_predicted.geojson"
-    options = VectorizeOptions(min_area_m2=4.0, fill_holes_m2=4.0, regularize=True)
-    gdf = vectorize_raster(mask_path, options, probabilities=proba_path)
-    write_vectors(gdf, polygons_path)
+    options = gu.VectorizeOptions(min_area_m2=4.0, fill_holes_m2=4.0, regularize=True)
+    gdf = gu.vectorize(mask_path, polygons_path, options, probabilities=proba_path)
 
     with rasterio.open(mask_path) as src:
         pred = src.read(1) == 1

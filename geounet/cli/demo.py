@@ -15,6 +15,6 @@ from geounet.cli.options import progress_enabled
 @click.pass_context
 def demo(ctx: click.Context, output: str, minutes: float) -> None:
     """Generate a sample scene, train a U-Net, predict a second scene, vectorize it."""
-    from geounet.demo import run_demo
+    from geounet.api import demo as run_demo
 
     run_demo(output, minutes=minutes, progress=progress_enabled(ctx), echo=click.echo)

@@ -37,29 +37,43 @@ def evaluate(
     device: str,
     precision: str,
 ) -> None:
-    """Score MODEL on labelled imagery; write metrics.json, report.md and PNG figures."""
-    from pathlib import Path
+    """Score MODEL on labelled data; write metrics.json, report.md and PNG figures.
 
-    from geounet.config import load_config
-    from geounet.evaluate import evaluate as run
-    from geounet.infer.scene import PredictOptions
+    With --config, chips, volumes and slices are scored case by case (Dice, IoU, HD95 in
+    mm) on the config's test cases (validation cases if none).
+    """
+    import geounet.api as gu
 
     if (image is None) != (labels is None) or (image is None) == (config_path is None):
         raise click.UsageError("give either --image and --labels, or --config")
-    config = load_config(config_path) if config_path else None
-    out = Path(output) if output else Path(model).with_name("evaluation")
-    result = run(
+    result = gu.evaluate(
         model,
-        out,
+        output,
         image=image,
         labels=labels,
-        config=config,
+        config=config_path,
         label_attribute=label_attribute,
-        options=PredictOptions(device=device, precision=precision),
+        options=gu.PredictOptions(device=device, precision=precision),
     )
     m = result.metrics
+    if "cases" in m:
+        for region, scores in m["mean"].items():
+            click.echo(
+                f"{region}: mean Dice {scores['dice']:.4f}, IoU {scores['iou']:.4f}, "
+                f"HD95 {_fmt(scores.get('hd95_mm'))} mm over {len(m['cases'])} cases"
+            )
+        for key in ("pixel_error", "adapted_rand_error"):
+            if key in m:
+                click.echo(f"{key.replace('_', ' ')} {m[key]:.4f}")
+        click.echo(f"report:  {result.report_path}")
+        click.echo(f"metrics: {result.metrics_path}")
+        return
     click.echo(f"pixel accuracy {m['pixel_accuracy']:.4f}, macro IoU {m['macro_iou']:.4f}")
     for name, scores in m.get("objects", {}).items():
         click.echo(f"{name}: object F1 {scores['f1']:.4f} ({scores['tp']} matched)")
     click.echo(f"report:  {result.report_path}")
     click.echo(f"metrics: {result.metrics_path}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

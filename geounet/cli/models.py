@@ -12,13 +12,12 @@ import click
 @click.option("--classes", default=2, show_default=True, help="Output channels, likewise.")
 def models(in_channels: int, classes: int) -> None:
     """List every model architecture with its parameter count and a description."""
-    from geounet.models.registry import REGISTRY, build_model
+    from geounet.api import list_models
 
     click.echo(f"{'name':<16}{'dims':>5}{'params':>10}  description")
-    for spec in REGISTRY.values():
-        net = build_model(spec.name, in_channels, classes)
-        params = sum(p.numel() for p in net.parameters()) / 1e6
-        click.echo(f"{spec.name:<16}{spec.dims:>4}D{params:>9.2f}M  {spec.description}")
+    for row in list_models(in_channels, classes):
+        params = row["params"] / 1e6
+        click.echo(f"{row['name']:<16}{row['dims']:>4}D{params:>9.2f}M  {row['description']}")
 
 
 @click.command()
@@ -26,12 +25,9 @@ def models(in_channels: int, classes: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON metadata.")
 def info(model: str, as_json: bool) -> None:
     """Print the metadata of a model bundle (.safetensors)."""
-    import dataclasses
+    from geounet.api import model_info
 
-    from geounet.models.bundle import read_meta
-
-    meta = read_meta(model)
-    record = dataclasses.asdict(meta)
+    record = model_info(model)
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return

@@ -1,8 +1,7 @@
-"""``geounet predict``: segment scenes with a trained model."""
+"""``geounet predict``: segment scenes, chips, volumes or slices with a trained model."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -18,13 +17,14 @@ from geounet.cli.options import (
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("scenes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("scenes", nargs=-1, required=True, type=click.Path())
 @click.option(
     "-o",
     "--output",
     required=True,
     type=click.Path(),
-    help="Output GeoTIFF; with several scenes, a directory receiving SCENE_mask.tif each.",
+    help="Output file (.tif for scenes; .png/.tif for chips; .nii.gz for volumes); with "
+    "several inputs or a folder, a directory.",
 )
 @click.option("--tile-size", type=int, default=None, help="Window size in pixels [512].")
 @click.option("--overlap", type=int, default=None, help="Window overlap in pixels [tile/8].")
@@ -68,27 +68,25 @@ def predict(
     vector_crs: str | None,
     **shared: Any,
 ) -> None:
-    """Segment SCENES with MODEL; write class maps on the scenes' grids (COG).
+    """Segment SCENES with MODEL; write class maps on the inputs' grids.
 
-    For models trained on stacked dates (pre/post disaster, several dates), give each
-    scene's co-registered rasters comma-separated: pre.tif,post.tif.
+    \b
+    GeoTIFF models: scenes or VRTs -> Cloud-Optimized GeoTIFFs. For models trained on
+    stacked dates (pre/post disaster), join each scene's rasters with commas: pre.tif,post.tif.
+    Chip models: a chip or a folder of chips -> palette PNG (or .tif).
+    Volume models: a case folder, or its modality files joined by commas -> .nii.gz on the
+    input's affine. Slice models (.mat): a file or a folder of them -> .png.
     """
-    import dataclasses
-
     from tqdm import tqdm
 
-    from geounet.infer.scene import PredictOptions, predict_scene
-    from geounet.models.bundle import load_bundle
+    import geounet.api as gu
 
     if vector and len(scenes) > 1:
         raise click.UsageError("--vector takes one scene; vectorize several masks one by one")
     if vector:
-        from geounet.vectorize.export import check_vector_path
-
-        check_vector_path(vector, crs=vector_crs)
+        gu.check_vector_output(vector, crs=vector_crs)
     vector_opts = make_vectorize_options(**shared)
-    net, meta = load_bundle(model)
-    options = PredictOptions(
+    options = gu.PredictOptions(
         tile=tile_size,
         overlap=overlap,
         batch_size=batch_size,
@@ -97,40 +95,33 @@ def predict(
         resample=not no_resample,
         tta=tta,
     )
-    stacks = [s.split(",") if "," in s else [s] for s in scenes]
-    outputs = _outputs([stack[0] for stack in stacks], Path(output))
-    for stack, out in zip(stacks, outputs, strict=True):
-        scene = stack if len(stack) > 1 else stack[0]
-        name = Path(stack[0]).name
-        with tqdm(desc=name, unit="win", disable=not progress_enabled(ctx)) as bar:
+    bars: list[tqdm] = []
 
-            def progress(done: int, total: int, bar: tqdm = bar) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+    def progress(name: str):
+        for bar in bars:
+            bar.close()
+        bar = tqdm(desc=name, unit="win", disable=not progress_enabled(ctx), leave=False)
+        bars.append(bar)
 
-            proba = out.with_name(f"{out.stem}_proba{out.suffix}") if probabilities else None
-            scene_options = dataclasses.replace(options, probabilities=proba)
-            result = predict_scene(net, meta, scene, out, scene_options, progress)
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        return update
+
+    results = gu.predict_many(
+        model, list(scenes), output, options, probabilities=probabilities, progress=progress
+    )
+    for bar in bars:
+        bar.close()
+    for result in results:
         share = ", ".join(f"{k} {v}" for k, v in result.class_pixels.items())
         click.echo(f"{result.path}  ({share} px; {result.seconds:.1f} s)")
-        if proba is not None:
-            click.echo(f"{proba}  (class probabilities)")
+        if probabilities:
+            click.echo(f"{gu.probabilities_path(result.path)}  (class probabilities)")
     if vector:
-        from geounet.vectorize.pipeline import vectorize_to_file as run_vectorize
-
-        proba = outputs[0].with_name(f"{outputs[0].stem}_proba{outputs[0].suffix}")
-        gdf = run_vectorize(
-            outputs[0],
-            vector,
-            vector_opts,
-            probabilities=proba if probabilities else None,
-            crs=vector_crs,
+        proba = gu.probabilities_path(results[0].path) if probabilities else None
+        gdf = gu.vectorize(
+            results[0].path, vector, vector_opts, probabilities=proba, crs=vector_crs
         )
         click.echo(f"{vector}  ({len(gdf)} polygons)")
-
-
-def _outputs(scenes: list[str], output: Path) -> list[Path]:
-    if len(scenes) == 1 and not output.is_dir():
-        return [output]
-    output.mkdir(parents=True, exist_ok=True)
-    return [output / f"{Path(s).stem}_mask.tif" for s in scenes]

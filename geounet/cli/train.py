@@ -27,8 +27,8 @@ def train(
     ctx: click.Context, config: str | None, overrides: tuple[str, ...], resume: str | None
 ) -> None:
     """Train on the imagery and labels named in CONFIG; write a run directory."""
+    from geounet.api import resume as resume_training
     from geounet.api import train as run_training
-    from geounet.train.fit import resume as resume_training
 
     if resume is not None:
         if config or overrides:

@@ -48,7 +48,7 @@ def vectorize(
     """
     from tqdm import tqdm
 
-    from geounet.vectorize.pipeline import vectorize_to_file as run
+    from geounet.api import vectorize as run
 
     options = make_vectorize_options(window=window, **shared)
     bars: list[tqdm] = []

@@ -9,12 +9,12 @@ and illumination. Everything is band-agnostic: any band count works.
 
 from __future__ import annotations
 
+from typing import Any
+
 import kornia.augmentation as K
 import torch
 from kornia.constants import DataKey, Resample
 from torch import Tensor, nn
-
-from geounet.config import AugmentConfig
 
 
 def dihedral(image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -71,15 +71,17 @@ def photometric(
     n, c = x.shape[:2]
 
     def uniform(spread: float, *shape: int) -> Tensor:
-        return 1 + (torch.rand(n, *shape, 1, 1, device=x.device) * 2 - 1) * spread
+        return 1 + (torch.rand(n, *shape, *spatial, device=x.device) * 2 - 1) * spread
 
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    std = x.std(dim=(1, 2, 3), keepdim=True)
+    dims = tuple(range(1, x.ndim))
+    spatial = (1,) * (x.ndim - 2)
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.std(dim=dims, keepdim=True)
     x = mean + (x - mean) * uniform(contrast, 1)
     x = x * uniform(brightness, 1) * uniform(gain, c)
     if c == 3 and saturation > 0:
         grey = x.mean(dim=1, keepdim=True)
-        amount = torch.rand(n, 1, 1, 1, device=x.device) * saturation
+        amount = torch.rand(n, 1, *spatial, device=x.device) * saturation
         x = x + (grey - x) * amount
     return x + torch.randn_like(x) * std * noise
 
@@ -122,7 +124,7 @@ class Augmenter(nn.Module):
     1 px RMS displacement on 256 px windows.
     """
 
-    def __init__(self, config: AugmentConfig) -> None:
+    def __init__(self, config: Any) -> None:
         super().__init__()
         self.config = config
         steps: list[nn.Module] = []
@@ -167,6 +169,8 @@ class Augmenter(nn.Module):
             The augmented ``(image, mask)``, same shapes; the mask keeps its dtype and
             holds only ids present in the input (nearest resampling, reflection padding).
         """
+        if image.ndim == 5:
+            return self._volumes(image, mask)
         image, mask = rot90(image, mask, self.config.rotate90)
         if self.geometric is not None:
             out_image, out_mask = self.geometric(image.float(), mask[:, None].float())
@@ -175,7 +179,25 @@ class Augmenter(nn.Module):
             image = photometric(image, **self.jitter)
         return image, mask
 
+    def _volumes(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """3D batches (N, C, D, H, W): a random flip per axis, in-plane 90-degree
+        rotations of square patches, then the photometric jitter."""
+        if self.config.flip > 0:
+            image, mask = image.clone(), mask.clone()
+            for axis in (2, 3, 4):
+                flip = torch.rand(image.shape[0]) < self.config.flip
+                if flip.any():
+                    image[flip] = image[flip].flip(axis)
+                    mask[flip] = mask[flip].flip(axis - 1)
+        if image.shape[-1] == image.shape[-2]:
+            image, mask = rot90(image, mask, self.config.rotate90)
+        if any(v > 0 for v in self.jitter.values()):
+            image = photometric(image, **self.jitter)
+        return image, mask
 
-def build_augmentation(config: AugmentConfig) -> Augmenter:
-    """The training :class:`Augmenter` for ``config``."""
+
+def build_augmentation(config: Any) -> Augmenter:
+    """The training :class:`Augmenter` for ``config``: any object with the fields of the
+    ``augmentation`` config section (flip, rotate90, rotate, scale, elastic, brightness,
+    contrast, gain, saturation, noise)."""
     return Augmenter(config)

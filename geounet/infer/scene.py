@@ -107,7 +107,7 @@ def predict_scene(
     if scale != 1.0:
         log.info("resampling %s by 1/%.3g to the model's resolution", info.path.name, scale)
     device = select_device(options.device)
-    predict = _predictor(model.to(device).eval().use_channels_last(), meta, device, options)
+    predict = make_predictor(model.to(device).eval().use_channels_last(), meta, device, options)
     tile = options.tile or max(meta.tile_size, 512)
     overlap = options.overlap if options.overlap is not None else tile // 8
     nodata = 255 if len(meta.classes) < 255 else 65535
@@ -135,7 +135,7 @@ def predict_scene(
     )
 
 
-def _predictor(
+def make_predictor(
     model: Segmenter, meta: ModelMeta, device: torch.device, options: PredictOptions
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """Batch of raw windows -> class probabilities, with autocast and optional TTA."""

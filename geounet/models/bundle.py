@@ -48,6 +48,11 @@ class ModelMeta:
     clip_low: list[float] | None = None
     clip_high: list[float] | None = None
     band_indexes: list[int] | None = None
+    # inputs other than GeoTIFF scenes: the source kind, how its files are read and
+    # prepared (normalization, spacing, slices, label mapping) and the 3D patch size
+    source: str = "geotiff"
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    patch: list[int] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     geounet_version: str = __version__
     format_version: int = FORMAT_VERSION

@@ -9,6 +9,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
@@ -16,7 +17,6 @@ from torch.utils.data import DataLoader
 from torchgeo.datasets import IntersectionDataset
 from torchgeo.datasets.utils import stack_samples
 
-from geounet.config import Config, dump_config, load_config, require_training_inputs
 from geounet.data.augment import build_augmentation
 from geounet.data.datasets import labelled_scenes
 from geounet.data.samplers import oversampling_sampler
@@ -36,6 +36,9 @@ from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
 from geounet.runtime import autocast_dtype, select_device
 from geounet.train.losses import build_loss
 from geounet.train.task import BestModelSaver, SegmentationTask
+
+if TYPE_CHECKING:  # configuration is read by geounet.api; fit takes the parsed sections
+    from geounet.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
     Deterministic for a config, so evaluation can rebuild the same split.
     """
     data, tcfg = config.data, config.train
+    if not isinstance(tcfg.tile_size, int):
+        raise ConfigError("config key 'train.tile_size': GeoTIFF scenes take one window size")
     scenes, timesteps = _stack_scenes(data.images, run_dir / "stacks")
     res = _crs_resolution(scenes[0], data.resolution)
     originals = scenes
@@ -147,7 +152,6 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         A :class:`TrainResult`.
     """
     start = time.perf_counter()
-    require_training_inputs(config)
     _quiet_lightning()
     tcfg = config.train
     L.seed_everything(tcfg.seed, verbose=False)
@@ -156,10 +160,20 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
     if resume and not checkpoint.exists():
         raise InputFileNotFoundError(f"{checkpoint}: nothing to resume (no last.ckpt in the run)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(config, run_dir / "config.yaml")
+    _dump(config, run_dir / "config.yaml")
 
     previous_rows = _read_rows(run_dir / "metrics.csv") if resume else []
-    prepared = prepare(config, run_dir)
+    ignore_index = tcfg.ignore_index
+    if config.data.source == "geotiff":
+        prepared = prepare(config, run_dir)
+        train_loader, val_loader = _loaders(config, prepared)
+    else:
+        from geounet.data.cases import IGNORE
+        from geounet.train.cases import case_loaders, prepare_cases
+
+        prepared = prepare_cases(config)
+        train_loader, val_loader = case_loaders(config, prepared)
+        ignore_index = IGNORE  # ignored label values and padding
     meta = prepared.meta
     model = build_segmenter(meta).use_channels_last()
     n_params = sum(p.numel() for p in model.parameters())
@@ -171,7 +185,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
             tcfg.loss or None,
             num_classes=len(config.data.classes),
             class_weights=tcfg.class_weights,
-            ignore_index=tcfg.ignore_index,
+            ignore_index=ignore_index,
         ),
         optimizer=tcfg.optimizer,
         learning_rate=tcfg.learning_rate,
@@ -179,10 +193,9 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         schedule=tcfg.schedule,
         max_epochs=tcfg.max_epochs,
         augment=build_augmentation(config.augmentation) if tcfg.augment else None,
-        ignore_index=tcfg.ignore_index,
+        ignore_index=ignore_index,
         seed=tcfg.seed,
     )
-    train_loader, val_loader = _loaders(config, prepared)
     model_path = run_dir / MODEL_FILE
 
     def saver_for(path: Path):
@@ -224,15 +237,6 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         epochs=trainer.current_epoch,
         seconds=time.perf_counter() - start,
     )
-
-
-def resume(run_dir: str | Path, *, progress: bool = True) -> TrainResult:
-    """Continue an interrupted run from its directory (its resolved config and last.ckpt)."""
-    config_path = Path(run_dir) / "config.yaml"
-    if not config_path.exists():
-        raise InputFileNotFoundError(f"{config_path}: not a geounet run directory")
-    config = load_config(config_path, [f"run_dir={run_dir}"])
-    return fit(config, progress=progress, resume=True)
 
 
 def _loaders(config: Config, prepared: Prepared) -> tuple[DataLoader, DataLoader]:
@@ -377,3 +381,12 @@ def _lightning_precision(device: torch.device, precision: str) -> str:
 
 def _fmt(values: list[float]) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
+
+
+def _dump(config: Config, path: Path) -> None:
+    """The resolved configuration beside the run's outputs (``--resume`` reads it)."""
+    import dataclasses
+
+    import yaml
+
+    path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))

@@ -94,11 +94,15 @@ class WeightedLoss(nn.Module):
 
     def components(self, logits: Tensor, target: Tensor) -> dict[str, Tensor]:
         """Unweighted value of each configured loss (float32 scalars)."""
-        if logits.ndim != 4 or logits.shape[1] != self.channels:
+        if logits.ndim not in (4, 5) or logits.shape[1] != self.channels:
             raise ValueError(
-                f"loss expects logits (N, {self.channels}, H, W), got {tuple(logits.shape)}"
+                f"loss expects logits (N, {self.channels}, H, W) or (N, {self.channels}, D, H, "
+                f"W), got {tuple(logits.shape)}"
             )
         logits, target = logits.float(), target.long()
+        if logits.ndim == 5:  # volumes: fold depth into height (every loss is per voxel)
+            logits = logits.flatten(2, 3)
+            target = target.flatten(1, 2)
         valid = torch.ones_like(target, dtype=torch.bool)
         if self.ignore_index is not None:
             valid = target != self.ignore_index
