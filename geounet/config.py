@@ -268,10 +268,11 @@ def _check_values(config: Config) -> None:
         ),
         (data.resolution is None or data.resolution > 0, "data.resolution", "must be > 0"),
         (
-            min([train.tile_size] if isinstance(train.tile_size, int) else train.tile_size or [0])
-            >= 16,
+            train.tile_size >= 16
+            if isinstance(train.tile_size, int)
+            else bool(train.tile_size) and min(train.tile_size) >= 8,
             "train.tile_size",
-            "must be at least 16 (every axis)",
+            "must be at least 16 (3D patches: at least 8 on every axis)",
         ),
         (0 <= train.foreground_fraction <= 1, "train.foreground_fraction", "must be in [0, 1]"),
         (data.slice_context >= 0, "data.slice_context", "must be >= 0"),

@@ -146,7 +146,8 @@ def _sample(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> tuple:
         image = image[(slice(None), *take)]
         truth, pred = truth[tuple(take)], pred[tuple(take)]
     truth = np.where(truth == IGNORE, 0, truth)
-    return image[:3].astype(np.float32), truth.astype(np.int64), pred.astype(np.int64)
+    shown = image[:3] if image.shape[0] >= 3 else image[:1]
+    return shown.astype(np.float32), truth.astype(np.int64), pred.astype(np.int64)
 
 
 def _write_report(

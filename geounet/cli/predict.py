@@ -100,10 +100,12 @@ def predict(
     def progress(name: str):
         for bar in bars:
             bar.close()
-        bar = tqdm(desc=name, unit="win", disable=not progress_enabled(ctx), leave=False)
-        bars.append(bar)
+        bars.clear()
 
         def update(done: int, total: int) -> None:
+            if not bars:  # created at the first window: nothing is drawn before an error
+                bars.append(tqdm(desc=name, unit="win", disable=not progress_enabled(ctx)))
+            bar = bars[0]
             bar.total = total
             bar.update(done - bar.n)
 

@@ -211,8 +211,8 @@ def predict_input(
 ) -> CasePrediction:
     """Predict one input (chip, NIfTI case, .mat slice) and write its class map to ``out``."""
     start = time.perf_counter()
+    _check_output(out, meta)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    _check_output(out)
     files = input_files(meta, item)
     raw = make_source(meta).read_input(files)
     probs = predict_raw(model, meta, raw, options, progress)
@@ -226,7 +226,14 @@ def predict_input(
     )
 
 
-def _check_output(out: PathLike) -> None:
+def _check_output(out: PathLike, meta: ModelMeta) -> None:
+    """Refuse an output format the input kind cannot produce, before any work."""
+    if is_nifti(out) and meta.source != "nifti":
+        raise UnsupportedFormatError(
+            f"{out}: NIfTI output needs a NIfTI input; write 2D results as .png or .tif"
+        )
+    if meta.source == "nifti" and not is_nifti(out):
+        raise UnsupportedFormatError(f"{out}: a volume's result needs .nii or .nii.gz output")
     suffix = Path(out).suffix.lower()
     if not (is_nifti(out) or suffix in (".png", ".tif", ".tiff")):
         raise UnsupportedFormatError(

@@ -11,6 +11,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _fixtures_ml import building_scene
 
+import geounet.api as api
 from geounet.config import load_config
 from geounet.errors import ConfigError, InputFileNotFoundError
 from geounet.models.bundle import load_bundle, read_meta
@@ -101,11 +102,11 @@ def test_missing_image_fails_before_training(
     monkeypatch.setattr(fit_module, "labelled_scenes", forbidden)
     config = _config(tmp_path, [str(tmp_path / "missing.tif")], str(labels))
     with pytest.raises(InputFileNotFoundError, match=r"missing\.tif"):
-        fit(config, progress=False)
+        api.train(config, progress=False)
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
 def test_empty_images_is_a_config_error(tmp_path: Path) -> None:
     config = _config(tmp_path, [], str(tmp_path / "labels.geojson"))
     with pytest.raises(ConfigError, match=r"data\.images"):
-        fit(config, progress=False)
+        api.train(config, progress=False)

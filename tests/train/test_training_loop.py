@@ -13,10 +13,11 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _fixtures_ml import building_scene
 
+from geounet.api import resume
 from geounet.config import load_config
 from geounet.errors import InputFileNotFoundError
 from geounet.models.bundle import read_meta
-from geounet.train.fit import fit, resume
+from geounet.train.fit import fit
 
 
 def _config(run: Path, img: Path, labels: Path, **overrides):
