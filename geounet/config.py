@@ -51,6 +51,7 @@ class DataConfig:
     # ---- chips, volumes and slices (sources other than geotiff)
     val_images: list[str | list[str]] = field(default_factory=list)  # explicit validation set
     split: Literal["random", "ordered"] = "random"  # ordered: the last files/cases validate
+    val_cases: list[str] = field(default_factory=list)  # case ids or patient/group ids
     image_pattern: str | None = None  # folders: e.g. "*_sat.jpg" (the * is the key)
     mask_pattern: str | None = None  # folders: e.g. "*_mask.png"
     mask_channel: int = 0  # channel of RGB masks holding the class

@@ -287,3 +287,23 @@ def test_predict_errors_leave_no_output(chip_run, tmp_path: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
     proc = _cli("predict", str(chip_run.model_path), str(tmp_path / "broken.png"), "-o", "x.nii.gz")
     assert proc.returncode == 1 and "NIfTI output needs a NIfTI input" in proc.stderr
+
+
+def test_explicit_validation_cases(chips: Path) -> None:
+    from geounet.config import load_config
+    from geounet.train.cases import evaluation_refs
+
+    config = load_config(
+        None,
+        [
+            "data.source=folders",
+            f"data.images=[{chips}]",
+            "data.image_pattern='*_sat.png'",
+            "data.mask_pattern='*_mask.png'",
+            "data.val_cases=['1', '3']",
+        ],
+    )
+    assert [r.id for r in evaluation_refs(config)] == ["1", "3"]
+    config.data.val_cases = ["9"]
+    with pytest.raises(ValueError, match=r"val_cases.*'9'"):
+        evaluation_refs(config)

@@ -340,7 +340,7 @@ class CaseCrops(Dataset):
     """Random training windows over cases, with foreground oversampling (as nnU-Net).
 
     Item ``i`` is a function of ``(seed, i)``: pair it with
-    :class:`~geounet.data.folders.CropSampler`, which draws fresh indices every epoch.
+    :class:`CropSampler`, which draws fresh indices every epoch.
     With probability ``foreground_fraction`` a window is centred on a random foreground
     voxel; otherwise it is placed uniformly (so slices without foreground are drawn
     less often but still drawn).
@@ -433,6 +433,24 @@ class CaseTiles(Dataset):
             "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
             "mask": torch.from_numpy(np.ascontiguousarray(mask)),
         }
+
+
+class CropSampler(torch.utils.data.Sampler):
+    """``length`` random crop indices per epoch, a function of ``seed`` and the epoch."""
+
+    def __init__(self, length: int, seed: int = 0) -> None:
+        self.length, self.seed, self.epoch = length, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at each epoch start."""
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randint(0, 2**62, (self.length,), generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.length
 
 
 def channel_statistics(

@@ -23,6 +23,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geounet.errors import DataError
+from geounet.infer.accumulate import BlendAccumulator
 from geounet.infer.sliding import blend_weights
 from geounet.io.raster import RasterInfo, open_raster, raster_info
 from geounet.io.stack import stack_rasters
@@ -186,8 +187,7 @@ def _stream(
     col_starts = window_starts(width, tw, min(overlap, tw - 1))
     weight = blend_weights((th, tw), options.blend)
     total, done = len(row_starts) * len(col_starts), 0
-    acc: torch.Tensor | None = None
-    wsum = torch.zeros(th, width)
+    acc = BlendAccumulator((th, width))
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(reader.read, row_starts[0], th)
         for i, r0 in enumerate(row_starts):
@@ -197,23 +197,14 @@ def _stream(
             for b in range(0, len(col_starts), options.batch_size):
                 cols = col_starts[b : b + options.batch_size]
                 probs = predict(torch.stack([band.window(c, tw) for c in cols]))
-                if acc is None:
-                    acc = torch.zeros(probs.shape[1], th, width)
                 for j, p in enumerate(probs):
-                    c = col_starts[b + j]
-                    acc[:, :, c : c + tw] += p * weight
-                    wsum[:, c : c + tw] += weight
+                    acc.add(p, weight, (0, col_starts[b + j]))
                 done += len(probs)
                 if progress is not None:
                     progress(done, total)
             # rows above the next window row are final: no later window touches them
             n = (row_starts[i + 1] if i + 1 < len(row_starts) else height) - r0
-            rows.put(r0, (acc[:, :n] / wsum[:n]).numpy())
-            # shift the rows still in flight to the top, in place (no growing allocations)
-            acc[:, : th - n] = acc[:, n:].clone()
-            acc[:, th - n :] = 0
-            wsum[: th - n] = wsum[n:].clone()
-            wsum[th - n :] = 0
+            rows.put(r0, acc.pop_rows(n).numpy())
         rows.close()
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from geounet.errors import DataError
+from geounet.infer.accumulate import BlendAccumulator
 from geounet.io.windows import window_starts
 
 BLEND_MODES = ("constant", "cosine", "gaussian")
@@ -145,8 +146,8 @@ def sliding_window_predict(
 
     windows = list(itertools.product(*starts))
     total = len(windows)
-    out: Tensor | None = None
-    wsum = torch.zeros(padded, dtype=torch.float32, device=image.device)
+    acc = BlendAccumulator(padded, device=image.device)
+    k_expected = out_channels
     with torch.no_grad():
         for b in range(0, total, batch_size):
             batch = windows[b : b + batch_size]
@@ -158,22 +159,12 @@ def sliding_window_predict(
                     f"predict returned shape {tuple(pred.shape)}, expected ({len(batch)}, K, "
                     f"{', '.join(map(str, tiles))})"
                 )
-            if out is None:
-                k = out_channels if out_channels is not None else pred.shape[1]
-                out = torch.zeros((k, *padded), dtype=torch.float32, device=image.device)
-            if pred.shape[1] != out.shape[0]:
-                raise DataError(
-                    f"predict returned {pred.shape[1]} channels, expected {out.shape[0]}"
-                )
+            if k_expected is not None and pred.shape[1] != k_expected:
+                raise DataError(f"predict returned {pred.shape[1]} channels, expected {k_expected}")
             pred = pred.to(device=image.device, dtype=torch.float32)
-            for i, (w, sl) in enumerate(zip(batch, slices, strict=True)):
-                weight = window_weight(w)
-                out[(slice(None), *sl)] += pred[i] * weight
-                wsum[sl] += weight
+            for i, w in enumerate(batch):
+                acc.add(pred[i], window_weight(w), w)
             if progress is not None:
                 progress(min(b + batch_size, total), total)
-        assert out is not None
-        if not bool((wsum > 0).all()):
-            raise RuntimeError("sliding_window_predict: some pixels got zero total weight (bug)")
-        out /= wsum
+        out = acc.result()
     return out[(slice(None), *(slice(0, s) for s in size))].contiguous()

@@ -18,13 +18,13 @@ from geounet.data.cases import (
     Case,
     CaseCrops,
     CaseTiles,
+    CropSampler,
     LabelSpec,
     Preprocess,
     channel_statistics,
     prepare_case,
     split_cases,
 )
-from geounet.data.folders import CropSampler
 from geounet.data.sources import (
     SOURCES,
     CaseRef,
@@ -51,6 +51,7 @@ class PreparedCases:
     patch: tuple[int, ...]
     context: int | None
     meta: ModelMeta
+    val_patch: tuple[int, ...] = ()
 
 
 def make_source(data: Any, *, validation: bool = False) -> CaseSource:
@@ -113,18 +114,7 @@ def prepare_cases(config: Any) -> PreparedCases:
     spec = REGISTRY.get(config.model.name)
     dims = spec.dims if spec is not None else 2
     source = make_source(data)
-    refs = source.discover()
-    if data.val_images:
-        val_refs = make_source(data, validation=True).discover()
-        train_refs, test_refs = refs, []
-    else:
-        train_refs, val_refs, test_refs = split_cases(
-            refs,
-            val_fraction=data.val_fraction,
-            test_fraction=data.test_fraction,
-            seed=tcfg.seed,
-            ordered=data.split == "ordered",
-        )
+    train_refs, val_refs, test_refs = _split(config, source.discover())
     labels, prep = label_spec(data), preprocess_spec(data)
     train = [prepare_case(source.read(r), prep, labels, dims) for r in train_refs]
     val = [prepare_case(source.read(r), prep, labels, dims) for r in val_refs]
@@ -185,7 +175,12 @@ def prepare_cases(config: Any) -> PreparedCases:
         preprocess=preprocess,
         patch=list(patch),
     )
-    return PreparedCases(train, val, test_refs, patch, context, meta)
+    # 2D validation sees whole chips and slices up to 512 px (fewer, larger windows with
+    # full context); 3D validation uses the training patch
+    val_patch = patch
+    if dims == 2:
+        val_patch = _patch(512, dims, val, context is not None)
+    return PreparedCases(train, val, test_refs, patch, context, meta, val_patch)
 
 
 def case_loaders(config: Any, prepared: PreparedCases) -> tuple[DataLoader, DataLoader]:
@@ -200,13 +195,13 @@ def case_loaders(config: Any, prepared: PreparedCases) -> tuple[DataLoader, Data
         foreground_fraction=tcfg.foreground_fraction,
         context=prepared.context,
     )
-    tiles = CaseTiles(prepared.val, prepared.patch, context=prepared.context)
+    tiles = CaseTiles(prepared.val, prepared.val_patch, context=prepared.context)
     args = {
         "batch_size": tcfg.batch_size,
         "num_workers": tcfg.num_workers,
         "persistent_workers": tcfg.num_workers > 0,
     }
-    log.info("%d validation windows of %s px", len(tiles), "x".join(map(str, prepared.patch)))
+    log.info("%d validation windows of %s px", len(tiles), "x".join(map(str, prepared.val_patch)))
     return (
         DataLoader(crops, sampler=CropSampler(tcfg.samples_per_epoch, tcfg.seed), **args),
         DataLoader(tiles, shuffle=False, **args),
@@ -232,14 +227,28 @@ def _repeat(values: list[float], k: int) -> list[float]:
 
 def evaluation_refs(config: Any) -> list[CaseRef]:
     """The cases a config evaluates on: its test split, else its validation cases."""
-    data, tcfg = config.data, config.train
+    _, val, test = _split(config, make_source(config.data).discover())
+    return test or val
+
+
+def _split(config: Any, refs: list[CaseRef]) -> tuple[list, list, list]:
+    """Training, validation and test cases: the explicit validation inputs
+    (``data.val_images``) or ids (``data.val_cases``), else a split by group."""
+    data = config.data
     if data.val_images:
-        return make_source(data, validation=True).discover()
-    _, val, test = split_cases(
-        make_source(data).discover(),
+        return refs, make_source(data, validation=True).discover(), []
+    if data.val_cases:
+        chosen = set(map(str, data.val_cases))
+        val = [r for r in refs if r.id in chosen or r.group in chosen]
+        groups = {r.group for r in val}
+        unknown = chosen - {r.id for r in val} - groups
+        if unknown:
+            raise ConfigError(f"config key 'data.val_cases': no case {sorted(unknown)[:3]}")
+        return [r for r in refs if r.group not in groups], val, []
+    return split_cases(
+        refs,
         val_fraction=data.val_fraction,
         test_fraction=data.test_fraction,
-        seed=tcfg.seed,
+        seed=config.train.seed,
         ordered=data.split == "ordered",
     )
-    return test or val

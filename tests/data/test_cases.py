@@ -144,3 +144,13 @@ def test_small_cases_are_padded_with_ignore() -> None:
     for _, starts in tiles.items:
         covered[starts[0] : starts[0] + 16, starts[1] : starts[1] + 16] += 1
     assert covered.min() >= 1
+
+
+def test_crop_sampler_is_fresh_each_epoch_and_repeatable() -> None:
+    from geounet.data.cases import CropSampler
+
+    sampler = CropSampler(5, seed=3)
+    first = list(sampler)
+    assert len(first) == 5 and list(sampler) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first
