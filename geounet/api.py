@@ -266,6 +266,10 @@ def evaluate(
         from geounet.evaluate_cases import evaluate_cases
 
         return evaluate_cases(model, out, config, options=options)
+    if config is None and read_meta(model).source != "geotiff":
+        from geounet.evaluate_cases import evaluate_cases
+
+        return evaluate_cases(model, out, image=image, labels=labels, options=options)
     from geounet.evaluate import evaluate as evaluate_scene
 
     return evaluate_scene(

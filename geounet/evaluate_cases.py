@@ -12,9 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from geounet.data.cases import IGNORE, region_classes
+from geounet.data.cases import IGNORE, LabelSpec, region_classes
+from geounet.data.sources import CaseRef
+from geounet.errors import DataError, InputFileNotFoundError
 from geounet.evaluate import EvalResult
-from geounet.infer.cases import predict_raw
+from geounet.infer.cases import input_files, predict_raw
+from geounet.infer.cases import make_source as model_source
 from geounet.infer.scene import PredictOptions
 from geounet.io.atomic import atomic_output
 from geounet.models.bundle import ModelMeta, load_bundle
@@ -27,11 +30,15 @@ PathLike = str | os.PathLike[str]
 def evaluate_cases(
     model: PathLike,
     out_dir: PathLike,
-    config: Any,
+    config: Any = None,
     *,
+    image: PathLike | None = None,
+    labels: PathLike | None = None,
     options: PredictOptions | None = None,
 ) -> EvalResult:
-    """Score ``model`` on a config's test cases (its validation cases when it has none).
+    """Score ``model`` on a config's test cases (its validation cases when it has none),
+    or on one input ``image`` (chip, case folder or comma-joined modalities, ``.mat``)
+    with its ``labels`` file, read with the label mapping stored in the model.
 
     Each case is predicted whole (the sliding window over the full chip or volume, at
     the model's spacing, brought back to the case's own grid) and scored there.
@@ -41,12 +48,27 @@ def evaluate_cases(
         case, ``metrics["mean"]`` the mean per class or region.
     """
     net, meta = load_bundle(model)
-    data = config.data
-    source = make_source(data)
-    refs = evaluation_refs(config)
-    labels = label_spec(data)
+    if config is not None:
+        source, refs, spec = (
+            make_source(config.data),
+            evaluation_refs(config),
+            label_spec(config.data),
+        )
+    elif image is not None and labels is not None:
+        files = input_files(meta, image)
+        label_path = Path(labels)
+        if not label_path.is_file():
+            raise InputFileNotFoundError(f"{label_path}: label file not found")
+        source, spec = model_source(meta), meta_label_spec(meta)
+        refs = [CaseRef(files[0].stem, files[0].stem, files, label_path)]
+    else:
+        raise DataError("evaluate needs --config, or --image and --labels")
+    return _score(net, meta, source, refs, spec, Path(out_dir), Path(model), options)
+
+
+def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalResult:
+    """Predict and score every case; write metrics, report and figures."""
     regions = _regions(meta)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, samples = [], []
     wrong = total = 0
@@ -82,11 +104,24 @@ def evaluate_cases(
 
     samples.sort(key=lambda s: -float((s[1] > 0).mean()))
     figures = [windows_figure(samples[:4], meta, out / "cases.png")]
-    curves = Path(model).with_name("metrics.csv")
+    curves = model.with_name("metrics.csv")
     if curves.exists():
         figures.append(training_curves_figure(curves, out / "training_curves.png"))
-    report = _write_report(metrics, meta, figures, out / "report.md", Path(model))
+    report = _write_report(metrics, meta, figures, out / "report.md", model)
     return EvalResult(metrics, metrics_path, report, figures)
+
+
+def meta_label_spec(meta: ModelMeta) -> LabelSpec:
+    """The label mapping a model was trained with (stored in its bundle)."""
+    p = meta.preprocess
+    groups = p.get("label_groups") or {}
+    return LabelSpec(
+        num_classes=len(meta.classes),
+        label_map={int(k): int(v) for k, v in (p.get("label_map") or {}).items()} or None,
+        groups=list(groups.values()) or None,
+        ignore_values=list(p.get("ignore_values") or []),
+        threshold=p.get("mask_threshold"),
+    )
 
 
 def _regions(meta: ModelMeta) -> dict[str, list[int]]:

@@ -307,3 +307,11 @@ def test_explicit_validation_cases(chips: Path) -> None:
     config.data.val_cases = ["9"]
     with pytest.raises(ValueError, match=r"val_cases.*'9'"):
         evaluation_refs(config)
+
+
+def test_evaluate_one_chip_with_its_mask(chip_run, chips: Path, tmp_path: Path) -> None:
+    result = gu.evaluate(
+        chip_run.model_path, tmp_path / "e", image=chips / "2_sat.png", labels=chips / "2_mask.png"
+    )
+    (row,) = result.metrics["cases"]
+    assert row["case"] == "2_sat" and row["roof"]["true_voxels"] > 0  # threshold from the model

@@ -9,7 +9,7 @@ from geounet.cli.options import device_option, precision_option
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--image", type=click.Path(dir_okay=False), help="Scene to evaluate on.")
+@click.option("--image", type=click.Path(), help="Scene, chip, .mat or case folder to score.")
 @click.option("--labels", type=click.Path(dir_okay=False), help="Its labels (vector or mask).")
 @click.option("--label-attribute", default=None, help="Vector attribute holding the class.")
 @click.option(

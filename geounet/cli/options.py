@@ -97,7 +97,7 @@ def make_vectorize_options(
     window: int = 2048,
 ) -> Any:
     """A :class:`~geounet.vectorize.VectorizeOptions` from the shared CLI options."""
-    from geounet.vectorize.options import VectorizeOptions
+    from geounet.api import VectorizeOptions
 
     def choice(value: str | None) -> bool | list[int | str]:
         if value is None:
