@@ -13,7 +13,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio
@@ -22,7 +22,6 @@ import rasterio.windows
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
-from geounet.config import Config
 from geounet.data.datasets import is_raster
 from geounet.errors import DataError
 from geounet.infer.scene import PredictOptions, predict_scene
@@ -31,6 +30,9 @@ from geounet.io.labels import rasterize_labels, read_labels
 from geounet.io.raster import raster_info
 from geounet.models.bundle import ModelMeta, load_bundle
 from geounet.train.metrics import ConfusionMatrix, hausdorff_distance, object_f1
+
+if TYPE_CHECKING:  # configuration is read by geounet.api
+    from geounet.config import Config
 
 PathLike = str | os.PathLike[str]
 

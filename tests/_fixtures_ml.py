@@ -9,6 +9,8 @@ Import with::
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -144,3 +146,11 @@ def tiny_unet_bundle(path: Path) -> Path:
         tile_size=64,
     )
     return save_bundle(build_segmenter(meta), meta, path)
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``geounet ARGS`` in a fresh interpreter, as a user's shell would."""
+    code = "from geounet.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout
+    )

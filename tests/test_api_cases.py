@@ -4,7 +4,6 @@ evaluate, and one-line errors without partial outputs."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _fixtures_cases import AFFINE, chip_folder, figshare_v73, nifti_cases, write_nifti
+from _fixtures_ml import run_cli as _cli
 
 import geounet.api as gu
 from geounet.io.nifti import read_volume
@@ -24,13 +24,6 @@ FAST = [
     "train.max_epochs=2",
     "train.augment=true",
 ]
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    code = "from geounet.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
-    )
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,16 +13,10 @@ from click.testing import CliRunner
 from geounet.cli import cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _fixtures_ml import run_cli as _run
 from _fixtures_ml import tiny_unet_bundle
 
 from geounet.data.synthetic import make_building_scene
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    code = "from geounet.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.fixture(scope="module")
