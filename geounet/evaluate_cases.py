@@ -94,6 +94,8 @@ def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalRe
         "cases": rows,
         "mean": {name: _mean([r[name] for r in rows]) for name in regions},
         "pixel_error": wrong / max(1, total),
+        # distances in mm from the voxel spacing of volumes; in pixels for chips and slices
+        "distance_unit": "mm" if meta.source == "nifti" else "px",
     }
     if rand_errors:
         metrics["adapted_rand_error"] = float(np.mean(rand_errors))
@@ -143,7 +145,7 @@ def _scores(pred: np.ndarray, truth: np.ndarray, spacing) -> dict[str, float | N
     return {
         "dice": dice,
         "iou": iou,
-        "hd95_mm": None if not np.isfinite(hd) else hd,
+        "hd95": None if not np.isfinite(hd) else hd,
         "true_voxels": int(t),
         "predicted_voxels": int(p),
     }
@@ -151,7 +153,7 @@ def _scores(pred: np.ndarray, truth: np.ndarray, spacing) -> dict[str, float | N
 
 def _mean(rows: list[dict[str, float | None]]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
-    for key in ("dice", "iou", "hd95_mm"):
+    for key in ("dice", "iou", "hd95"):
         values = [r[key] for r in rows if r[key] is not None]
         out[key] = float(np.mean(values)) if values else None
     return out
@@ -193,14 +195,15 @@ def _write_report(
         f"# Evaluation of `{model.name}`",
         "",
         f"{len(metrics['cases'])} cases ({meta.source}), classes: {', '.join(meta.classes)}.",
-        "Dice / IoU per case and region; HD95 in mm (pixels for chips) from the voxel spacing.",
+        f"Dice / IoU per case and region; HD95 in {metrics['distance_unit']}"
+        + (" (from the voxel spacing)." if metrics["distance_unit"] == "mm" else "."),
         "",
         "| case | " + " | ".join(f"{r} Dice | {r} IoU | {r} HD95" for r in regions) + " |",
         "|---|" + "---:|" * (3 * len(regions)),
     ]
 
     def cells(scores: dict[str, float | None]) -> str:
-        hd = scores.get("hd95_mm")
+        hd = scores.get("hd95")
         return f"{scores['dice']:.4f} | {scores['iou']:.4f} | {'-' if hd is None else f'{hd:.2f}'}"
 
     for row in metrics["cases"]:

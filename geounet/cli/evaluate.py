@@ -60,7 +60,7 @@ def evaluate(
         for region, scores in m["mean"].items():
             click.echo(
                 f"{region}: mean Dice {scores['dice']:.4f}, IoU {scores['iou']:.4f}, "
-                f"HD95 {_fmt(scores.get('hd95_mm'))} mm over {len(m['cases'])} cases"
+                f"HD95 {_fmt(scores.get('hd95'))} {m['distance_unit']} over {len(m['cases'])} cases"
             )
         for key in ("pixel_error", "adapted_rand_error"):
             if key in m:

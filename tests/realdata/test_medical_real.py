@@ -134,3 +134,61 @@ def test_nifti_source_rejects_a_label_on_another_grid(tmp_path: Path) -> None:
     source = NiftiSource([case], modalities=["T1c*", "Flair*"], label_file="OTMultiClass*")
     with pytest.raises(Exception, match="label grid"):
         source.read(source.discover()[0])
+
+
+TINY_RUN = [
+    "model.arguments={width: 4, depth: 2}",
+    "train.tile_size=64",
+    "train.batch_size=4",
+    "train.samples_per_epoch=8",
+    "train.max_epochs=1",
+]
+
+
+@_needs("loveda_landcover")
+def test_loveda_preset_trains_and_predicts_a_chip(tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = DATA / "loveda_landcover"
+    result = gu.train(
+        REPO / "configs" / "loveda.yaml",
+        [
+            f"data.images=[{root / 'images'}]",
+            f"data.labels={root / 'labels'}",
+            f"run_dir={tmp_path / 'run'}",
+            *TINY_RUN,
+        ],
+        progress=False,
+    )
+    out = tmp_path / "2.png"
+    prediction = gu.predict(result.model_path, root / "images" / "2.png", out)
+    with Image.open(out) as img:
+        assert img.size == (1024, 1024) and img.mode == "P"
+        assert np.asarray(img).max() < 7
+    assert sum(prediction.class_pixels.values()) == 1024 * 1024
+
+
+@_needs("deepglobe_roads")
+def test_deepglobe_rgb_masks_by_threshold(tmp_path: Path) -> None:
+    root = DATA / "deepglobe_roads"
+    result = gu.train(
+        None,
+        [
+            "data.source=folders",
+            f"data.images=[{root}]",
+            "data.image_pattern='*_sat.jpg'",
+            "data.mask_pattern='*_mask.png'",
+            "data.mask_threshold=128",
+            "data.classes=[background, road]",
+            "data.split=ordered",
+            "data.val_fraction=0.34",
+            f"run_dir={tmp_path / 'run'}",
+            *TINY_RUN,
+        ],
+        progress=False,
+    )
+    evaluation = gu.evaluate(
+        result.model_path, tmp_path / "e", config=tmp_path / "run" / "config.yaml"
+    )
+    (row,) = evaluation.metrics["cases"]
+    assert row["case"] == "343" and row["road"]["true_voxels"] > 10_000
