@@ -239,7 +239,7 @@ class NiftiSource(CaseSource):
         files = [p for p in folder.iterdir() if is_nifti(p)]
         images = []
         for pattern in self.modalities:
-            hits = sorted(p for p in files if fnmatch.fnmatch(p.name, pattern))
+            hits = sorted(p for p in files if _matches(p.name, pattern))
             if len(hits) != 1:
                 found = ", ".join(sorted(p.name for p in files)) or "no NIfTI files"
                 raise DataError(
@@ -249,7 +249,7 @@ class NiftiSource(CaseSource):
             images.append(hits[0])
         label = None
         if self.label_file:
-            hits = sorted(p for p in files if fnmatch.fnmatch(p.name, self.label_file))
+            hits = sorted(p for p in files if _matches(p.name, self.label_file))
             if hits:
                 label = hits[0]
             elif need_label:
@@ -322,6 +322,11 @@ class NiftiSource(CaseSource):
                 label = np.rint(label).astype(np.int64)
         image = np.stack([np.asarray(c, dtype=np.float32) for c in channels])
         return RawCase(ref, image, label, first.spacing, grid=first)
+
+
+def _matches(name: str, pattern: str) -> bool:
+    """Case-insensitive glob match (``T1c*`` finds ``t1c.nii.gz`` too)."""
+    return fnmatch.fnmatch(name.lower(), pattern.lower())
 
 
 def _stem(path: Path) -> str:
