@@ -73,7 +73,7 @@ def run_case(kind: str, model: str, case: str, out: str, precision: str) -> dict
 
     import geounet.api as gu
     from geounet.data.cases import Preprocess, prepare_case
-    from geounet.infer.cases import input_files, make_source
+    from geounet.infer.cases import input_files, model_source
     from geounet.infer.scene import make_predictor
 
     net, meta = gu.load_model(model)
@@ -81,7 +81,7 @@ def run_case(kind: str, model: str, case: str, out: str, precision: str) -> dict
     if kind == "geounet":
         gu.predict((net, meta), case, out, gu.PredictOptions(precision=precision, batch_size=2))
     else:
-        raw = make_source(meta).read_input(input_files(meta, case))
+        raw = model_source(meta).read_input(input_files(meta, case))
         image = torch.from_numpy(
             prepare_case(raw, Preprocess.from_dict(meta.preprocess), None, 3).image
         )

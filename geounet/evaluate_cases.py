@@ -16,8 +16,7 @@ from geounet.data.cases import IGNORE, LabelSpec, region_classes
 from geounet.data.sources import CaseRef
 from geounet.errors import DataError, InputFileNotFoundError
 from geounet.evaluate import EvalResult
-from geounet.infer.cases import input_files, predict_raw
-from geounet.infer.cases import make_source as model_source
+from geounet.infer.cases import input_files, model_source, predict_raw
 from geounet.infer.scene import PredictOptions
 from geounet.io.atomic import atomic_output
 from geounet.models.bundle import ModelMeta, load_bundle

@@ -46,7 +46,7 @@ class CasePrediction:
     seconds: float
 
 
-def make_source(meta: ModelMeta) -> FolderSource | NiftiSource | FigshareMatSource:
+def model_source(meta: ModelMeta) -> FolderSource | NiftiSource | FigshareMatSource:
     """A reader for the model's kind of input, with the settings it was trained with."""
     p = meta.preprocess
     if meta.source == "folders":
@@ -66,7 +66,7 @@ def input_files(meta: ModelMeta, item: PathLike | Sequence[PathLike]) -> list[Pa
     else:
         paths = [Path(p) for p in item]
     if len(paths) == 1 and paths[0].is_dir() and meta.source == "nifti":
-        images, _ = make_source(meta).case_files(paths[0], need_label=False)
+        images, _ = model_source(meta).case_files(paths[0], need_label=False)
         return images
     for p in paths:
         if not p.exists():
@@ -214,7 +214,7 @@ def predict_input(
     _check_output(out, meta)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     files = input_files(meta, item)
-    raw = make_source(meta).read_input(files)
+    raw = model_source(meta).read_input(files)
     probs = predict_raw(model, meta, raw, options, progress)
     classes = probs.argmax(0).astype(np.uint8)
     path = write_classes(out, classes, raw, meta)
