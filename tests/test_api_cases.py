@@ -173,13 +173,11 @@ def test_figshare_mat_training_and_prediction(tmp_path: Path) -> None:
     folder = tmp_path / "mat"
     for i, pid in enumerate(["p1", "p1", "p2", "p3"]):
         figshare_v73(folder / f"{i + 1}.mat", size=64 if i != 2 else 32, pid=pid, seed=i)
+    preset = Path(__file__).resolve().parents[1] / "configs" / "brain_tumour_mat.yaml"
     result = gu.train(
-        None,
+        preset,
         [
-            "data.source=figshare_mat",
             f"data.images=[{folder}]",
-            "data.normalization=case_percentile",
-            "data.val_fraction=0.34",
             f"model.arguments={TINY}",
             "train.tile_size=32",
             f"run_dir={tmp_path / 'run'}",
@@ -187,6 +185,13 @@ def test_figshare_mat_training_and_prediction(tmp_path: Path) -> None:
         ],
         progress=False,
     )
+    info = gu.model_info(result.model_path)
+    assert info["source"] == "figshare_mat" and info["preprocess"]["normalize"] == "percentile"
+    # three patients: one trains, one validates, one is the test split evaluate uses
+    evaluation = gu.evaluate(
+        result.model_path, tmp_path / "e", config=result.run_dir / "config.yaml"
+    )
+    assert len(evaluation.metrics["cases"]) == 1
     out = tmp_path / "pred.png"
     gu.predict(result.model_path, folder / "1.mat", out)
     from PIL import Image
