@@ -143,16 +143,14 @@ def predict_many(
     net, meta = load_bundle(model)
     options = options or PredictOptions()
     output = Path(output)
-    items = _expand_inputs(meta, [Path(str(i)) if "," not in str(i) else i for i in inputs])
+    items, expanded = _expand_inputs(
+        meta, [Path(str(i)) if "," not in str(i) else i for i in inputs]
+    )
     if probabilities and meta.source != "geotiff":
         from geounet.errors import UnsupportedFormatError
 
         raise UnsupportedFormatError("--probabilities is available for GeoTIFF models only")
-    if (
-        len(items) == 1
-        and not output.is_dir()
-        and not (len(inputs) == 1 and Path(inputs[0]).is_dir())
-    ):
+    if len(items) == 1 and not output.is_dir() and not expanded:
         outs = [output]
     else:
         output.mkdir(parents=True, exist_ok=True)
@@ -175,17 +173,24 @@ def probabilities_path(mask: PathLike) -> Path:
     return mask.with_name(f"{mask.stem}_proba{mask.suffix}")
 
 
-def _expand_inputs(meta: ModelMeta, inputs: list) -> list:
+def _expand_inputs(meta: ModelMeta, inputs: list) -> tuple[list, bool]:
+    """The single inputs (a folder of chips, slices or cases gives each of them), and
+    whether a folder was expanded (its results then go to a folder)."""
     if meta.source == "geotiff":
-        return inputs
+        return inputs, False
     from geounet.infer.cases import folder_items
 
     items: list = []
+    expanded = False
     for item in inputs:
         p = Path(str(item))
         is_case = meta.source == "nifti" and p.is_dir() and not any(c.is_dir() for c in p.iterdir())
-        items.extend(folder_items(meta, p) if p.is_dir() and not is_case else [item])
-    return items
+        if p.is_dir() and not is_case:
+            items.extend(folder_items(meta, p))
+            expanded = True
+        else:
+            items.append(item)
+    return items, expanded
 
 
 def _output_in(meta: ModelMeta, item: Any, folder: Path) -> Path:

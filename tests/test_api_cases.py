@@ -132,6 +132,11 @@ def test_2d_slices_with_context_from_volumes(cases: Path, tmp_path: Path) -> Non
     out2 = tmp_path / "seg2.nii.gz"
     gu.predict(result.model_path, f"{folder / 't1c.nii.gz'},{folder / 'flair.nii.gz'}", out2)
     assert np.array_equal(read_volume(out2).data, seg.data)
+    # as the CLI does it: one case folder -> that file; a folder of cases -> a folder
+    (one,) = gu.predict_many(result.model_path, [folder], tmp_path / "one.nii.gz")
+    assert one.path == tmp_path / "one.nii.gz" and one.path.is_file()
+    (each,) = gu.predict_many(result.model_path, [cases / "val"], tmp_path / "all")
+    assert each.path == tmp_path / "all" / "case_0_pred.nii.gz"
 
 
 def test_3d_unet_regions_and_spacing(cases: Path, tmp_path: Path) -> None:
