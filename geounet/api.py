@@ -153,6 +153,13 @@ def predict_many(
     if len(items) == 1 and not output.is_dir() and not expanded:
         outs = [output]
     else:
+        if not output.is_dir() and (output.suffix or output.name.lower().endswith(".nii.gz")):
+            from geounet.errors import ConfigError
+
+            raise ConfigError(
+                f"{output}: {len(items)} inputs write one result each; give an output folder "
+                "(-o DIR), not a file name"
+            )
         output.mkdir(parents=True, exist_ok=True)
         outs = [_output_in(meta, item, output) for item in items]
     results = []

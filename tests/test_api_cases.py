@@ -137,6 +137,9 @@ def test_2d_slices_with_context_from_volumes(cases: Path, tmp_path: Path) -> Non
     assert one.path == tmp_path / "one.nii.gz" and one.path.is_file()
     (each,) = gu.predict_many(result.model_path, [cases / "val"], tmp_path / "all")
     assert each.path == tmp_path / "all" / "case_0_pred.nii.gz"
+    with pytest.raises(ValueError, match=r"give an output folder"):
+        gu.predict_many(result.model_path, [folder, folder], tmp_path / "two.nii.gz")
+    assert not (tmp_path / "two.nii.gz").exists()
 
 
 def test_3d_unet_regions_and_spacing(cases: Path, tmp_path: Path) -> None:
