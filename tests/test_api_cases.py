@@ -132,6 +132,10 @@ def test_2d_slices_with_context_from_volumes(cases: Path, tmp_path: Path) -> Non
     out2 = tmp_path / "seg2.nii.gz"
     gu.predict(result.model_path, f"{folder / 't1c.nii.gz'},{folder / 'flair.nii.gz'}", out2)
     assert np.array_equal(read_volume(out2).data, seg.data)
+    # slices larger than the window go through the sliding window one by one; TTA works
+    small = gu.PredictOptions(tile=16, overlap=4, tta=True)
+    out3 = gu.predict(result.model_path, folder, tmp_path / "seg3.nii.gz", small).path
+    assert read_volume(out3).data.shape == (24, 28, 16)
     # as the CLI does it: one case folder -> that file; a folder of cases -> a folder
     (one,) = gu.predict_many(result.model_path, [folder], tmp_path / "one.nii.gz")
     assert one.path == tmp_path / "one.nii.gz" and one.path.is_file()
@@ -321,3 +325,29 @@ def test_evaluate_one_chip_with_its_mask(chip_run, chips: Path, tmp_path: Path) 
     )
     (row,) = result.metrics["cases"]
     assert row["case"] == "2_sat" and row["roof"]["true_voxels"] > 0  # threshold from the model
+
+
+def test_resume_of_a_volume_run_continues_exactly(cases: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    def overrides(run: Path, epochs: int) -> list[str]:
+        return [
+            *_nifti_overrides(cases, run),
+            "data.label_groups={tumour: [1, 2, 3, 4]}",
+            f"model.arguments={TINY}",
+            "train.tile_size=16",
+            f"train.max_epochs={epochs}",
+        ]
+
+    straight = gu.train(None, overrides(tmp_path / "a", 4), progress=False)
+    gu.train(None, overrides(tmp_path / "b", 2), progress=False)
+    config = tmp_path / "b" / "config.yaml"
+    config.write_text(config.read_text().replace("max_epochs: 2", "max_epochs: 4"))
+    resumed = gu.resume(tmp_path / "b", progress=False)
+    assert resumed.epochs == straight.epochs == 4
+    a, b = (
+        load_file(tmp_path / "a" / "last.safetensors"),
+        load_file(tmp_path / "b" / "last.safetensors"),
+    )
+    for key in a:
+        assert np.allclose(a[key].numpy(), b[key].numpy(), rtol=1e-4, atol=1e-5), key
