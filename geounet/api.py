@@ -160,8 +160,18 @@ def predict_many(
                 f"{output}: {len(items)} inputs write one result each; give an output folder "
                 "(-o DIR), not a file name"
             )
-        output.mkdir(parents=True, exist_ok=True)
         outs = [_output_in(meta, item, output) for item in items]
+        seen: dict[Path, Any] = {}
+        for item, out in zip(items, outs, strict=True):
+            if out in seen:
+                from geounet.errors import ConfigError
+
+                raise ConfigError(
+                    f"{item} and {seen[out]} would both write {out}; predict them into "
+                    "different output folders"
+                )
+            seen[out] = item
+        output.mkdir(parents=True, exist_ok=True)
     results = []
     for item, out in zip(items, outs, strict=True):
         name = Path(str(item).split(",")[0]).name

@@ -67,8 +67,11 @@ def test_predict_a_chip_folder_to_palette_pngs(chip_run, chips: Path, tmp_path: 
 
     results = gu.predict_many(chip_run.model_path, [chips], tmp_path / "out")
     names = sorted(r.path.name for r in results)
-    # the folder holds images and masks; a chip model predicts every chip it finds
-    assert "0_sat_pred.png" in names and len(names) == 10
+    # the folder holds images and masks: the model's image pattern picks the images
+    assert names == [f"{i}_sat_pred.png" for i in range(5)]
+    # a second run into the input folder itself does not take the results as inputs
+    again = gu.predict_many(chip_run.model_path, [chips], tmp_path / "out")
+    assert len(again) == 5
     with Image.open(tmp_path / "out" / "0_sat_pred.png") as img:
         assert img.mode == "P" and img.size == (64, 64)
         assert img.getpalette()[3:6] == gu.model_info(chip_run.model_path)["colors"][1]

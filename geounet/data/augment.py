@@ -50,6 +50,7 @@ def photometric(
     gain: float = 0.1,
     saturation: float = 0.3,
     noise: float = 0.03,
+    group: int = 1,
 ) -> Tensor:
     """Random brightness, contrast, per-band gain, saturation and Gaussian noise.
 
@@ -63,6 +64,8 @@ def photometric(
         gain: Maximum relative change of each band on its own (colour shifts).
         saturation: Maximum desaturation towards the band mean (3-band images only).
         noise: Noise standard deviation relative to the sample's.
+        group: Consecutive channels that are one band (2.5D: the neighbouring slices of
+            one modality): they share one gain, and saturation is off.
 
     Returns:
         The jittered images (float32).
@@ -78,8 +81,9 @@ def photometric(
     mean = x.mean(dim=dims, keepdim=True)
     std = x.std(dim=dims, keepdim=True)
     x = mean + (x - mean) * uniform(contrast, 1)
-    x = x * uniform(brightness, 1) * uniform(gain, c)
-    if c == 3 and saturation > 0:
+    gains = uniform(gain, c // group).repeat_interleave(group, dim=1) if group > 1 else None
+    x = x * uniform(brightness, 1) * (gains if gains is not None else uniform(gain, c))
+    if c == 3 and saturation > 0 and group == 1:
         grey = x.mean(dim=1, keepdim=True)
         amount = torch.rand(n, 1, *spatial, device=x.device) * saturation
         x = x + (grey - x) * amount
@@ -124,7 +128,7 @@ class Augmenter(nn.Module):
     1 px RMS displacement on 256 px windows.
     """
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, *, channel_group: int = 1) -> None:
         super().__init__()
         self.config = config
         steps: list[nn.Module] = []
@@ -157,6 +161,7 @@ class Augmenter(nn.Module):
             "saturation": config.saturation,
             "noise": config.noise,
         }
+        self.channel_group = channel_group
 
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Augment a batch.
@@ -176,7 +181,7 @@ class Augmenter(nn.Module):
             out_image, out_mask = self.geometric(image.float(), mask[:, None].float())
             image, mask = out_image, out_mask[:, 0].round().to(mask.dtype)
         if any(v > 0 for v in self.jitter.values()):
-            image = photometric(image, **self.jitter)
+            image = photometric(image, **self.jitter, group=self.channel_group)
         return image, mask
 
     def _volumes(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -192,12 +197,18 @@ class Augmenter(nn.Module):
         if image.shape[-1] == image.shape[-2]:
             image, mask = rot90(image, mask, self.config.rotate90)
         if any(v > 0 for v in self.jitter.values()):
-            image = photometric(image, **self.jitter)
+            image = photometric(image, **self.jitter, group=self.channel_group)
         return image, mask
 
 
-def build_augmentation(config: Any) -> Augmenter:
+def build_augmentation(config: Any, *, channel_group: int = 1) -> Augmenter:
     """The training :class:`Augmenter` for ``config``: any object with the fields of the
     ``augmentation`` config section (flip, rotate90, rotate, scale, elastic, brightness,
-    contrast, gain, saturation, noise)."""
-    return Augmenter(config)
+    contrast, gain, saturation, noise). ``channel_group``: consecutive channels that are
+    one band (2.5D context slices), jittered alike.
+
+    For 3D batches the geometry is random flips along every axis (as nnU-Net mirrors)
+    and in-plane 90-degree rotations; free rotation, scaling and elastic deformation
+    apply to 2D batches only.
+    """
+    return Augmenter(config, channel_group=channel_group)

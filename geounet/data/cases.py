@@ -68,6 +68,12 @@ class LabelSpec:
                 known |= ignored
             self._refuse(raw[~known], where, "data.label_groups")
         elif self.label_map is not None:
+            wrong = [c for c in self.label_map.values() if not 0 <= c < self.num_classes]
+            if wrong:
+                raise ConfigError(
+                    f"config key 'data.label_map': class ids {wrong} are not in "
+                    f"0..{self.num_classes - 1} (one per data.classes entry)"
+                )
             out = np.full(raw.shape, -1, dtype=np.int64)
             for value, class_id in self.label_map.items():
                 out[raw == value] = class_id
@@ -242,13 +248,16 @@ def prepare_case(raw: RawCase, prep: Preprocess, labels: LabelSpec | None, dims:
         spacing = (spacing[axis], *(s for i, s in enumerate(spacing) if i != axis))
     elif dims == 3 and image.ndim != 4:
         raise DataError(f"{raw.ref.images[0]}: a 3D model needs volumes, got a 2D image")
+    if mask is not None and labels is not None and labels.num_classes < IGNORE:
+        mask = mask.astype(np.uint8)  # 8x smaller than int64; IGNORE fits
+    slim = RawCase(raw.ref, None, None, raw.spacing, raw.grid)  # drop the raw arrays
     return Case(
         raw.ref.id,
         raw.ref.group,
         np.ascontiguousarray(image),
         None if mask is None else np.ascontiguousarray(mask),
         spacing,
-        raw,
+        slim,
         axis,
         native,
     )
@@ -395,11 +404,14 @@ class CaseCrops(Dataset):
             starts = [
                 int(rng.integers(max(1, n - w + 1))) for w, n in zip(window, shape, strict=True)
             ]
-        image, mask = _crop(case, starts, self.patch, self.context)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
-            "mask": torch.from_numpy(np.ascontiguousarray(mask)),
-        }
+        return _item(*_crop(case, starts, self.patch, self.context))
+
+
+def _item(image: np.ndarray, mask: np.ndarray) -> dict[str, torch.Tensor]:
+    return {
+        "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
+        "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64)),
+    }
 
 
 class CaseTiles(Dataset):
@@ -428,11 +440,7 @@ class CaseTiles(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         k, starts = self.items[index]
-        image, mask = _crop(self.cases[k], starts, self.patch, self.context)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
-            "mask": torch.from_numpy(np.ascontiguousarray(mask)),
-        }
+        return _item(*_crop(self.cases[k], starts, self.patch, self.context))
 
 
 class CropSampler(torch.utils.data.Sampler):

@@ -8,6 +8,7 @@ normalization, splits, sampling, training, prediction) is shared in :mod:`geoune
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import glob
 import json
@@ -201,6 +202,8 @@ class NiftiSource(CaseSource):
             if not matches:
                 raise InputFileNotFoundError(f"{entry}: no case folder matches this pattern")
             for m in matches:
+                if glob.has_magic(str(entry)) and not Path(m).is_dir():
+                    continue  # a pattern of case folders may also match stray files
                 refs.extend(self._path(Path(m)))
         if not refs:
             raise DataError("data.images names no NIfTI case")
@@ -281,6 +284,10 @@ class NiftiSource(CaseSource):
             return refs
         refs = []
         for item in spec.get("training", []):
+            if not isinstance(item, Mapping) or "image" not in item or "label" not in item:
+                raise DataError(
+                    f"{root / 'dataset.json'}: each 'training' entry needs 'image' and 'label'"
+                )
             image, label = root / item["image"], root / item["label"]
             for p in (image, label):
                 if not p.is_file():
@@ -321,7 +328,8 @@ class NiftiSource(CaseSource):
             if np.issubdtype(label.dtype, np.floating):
                 label = np.rint(label).astype(np.int64)
         image = np.stack([np.asarray(c, dtype=np.float32) for c in channels])
-        return RawCase(ref, image, label, first.spacing, grid=first)
+        grid = dataclasses.replace(first, data=None)  # the grid alone: no second copy
+        return RawCase(ref, image, label, first.spacing, grid=grid)
 
 
 def _matches(name: str, pattern: str) -> bool:

@@ -8,6 +8,7 @@ with a colour table, georeferenced when the input chip was), ``.nii`` / ``.nii.g
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -191,7 +192,7 @@ def write_classes(out: PathLike, classes: np.ndarray, raw: RawCase, meta: ModelM
         if classes.ndim != 2:
             raise UnsupportedFormatError(f"{out}: a volume's result needs .nii.gz output")
         georef = None
-        if out.suffix.lower() != ".png" and isinstance(raw.grid, Path):
+        if out.suffix.lower() != ".png" and meta.source == "folders":
             georef = chip_profile(raw.grid)
         return write_chip_classes(
             out, classes, colors=meta.colors, class_names=meta.classes, georef=georef
@@ -250,7 +251,18 @@ def folder_items(meta: ModelMeta, folder: Path) -> list[Path]:
     elif meta.source == "figshare_mat":
         items = sorted(folder.glob("*.mat"))
     else:
-        items = sorted(p for p in folder.iterdir() if p.suffix.lower() in CHIP_SUFFIXES)
+        image_glob = meta.preprocess.get("image_pattern")
+        mask_glob = meta.preprocess.get("mask_pattern")
+
+        def wanted(p: Path) -> bool:
+            name = p.name.lower()
+            if p.suffix.lower() not in CHIP_SUFFIXES or fnmatch.fnmatch(name, "*_pred.*"):
+                return False  # results of an earlier run are not inputs
+            if image_glob:
+                return fnmatch.fnmatch(name, image_glob.lower())
+            return not (mask_glob and fnmatch.fnmatch(name, mask_glob.lower()))
+
+        items = sorted(p for p in folder.iterdir() if wanted(p))
     if not items:
         raise DataError(f"{folder}: no inputs for this {meta.source} model inside")
     return items

@@ -48,12 +48,15 @@ def read_chip(path: str | os.PathLike[str]) -> np.ndarray:
 
 def chip_profile(path: str | os.PathLike[str]) -> dict | None:
     """The georeferencing (CRS, transform) of a chip when it has one, else None."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(path) as src:
-            if src.crs is None:
-                return None
-            return {"crs": src.crs, "transform": src.transform}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                if src.crs is None:
+                    return None
+                return {"crs": src.crs, "transform": src.transform}
+    except rasterio.errors.RasterioError:
+        return None
 
 
 def write_chip_classes(

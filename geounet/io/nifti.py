@@ -25,11 +25,12 @@ def is_nifti(path: str | os.PathLike[str]) -> bool:
 class Volume:
     """A volume's voxels (X, Y, Z) with the grid it lives on."""
 
-    data: np.ndarray
+    data: np.ndarray | None  # None for a grid kept only to write outputs on
     affine: np.ndarray
     spacing: tuple[float, float, float]
     header: object  # nibabel header, kept to write outputs on the same grid
     path: Path
+    shape: tuple[int, ...] = ()  # (X, Y, Z) of the voxel grid
 
     @property
     def axial_axis(self) -> int:
@@ -58,7 +59,7 @@ def read_volume(path: str | os.PathLike[str], *, allow_4d: bool = False) -> Volu
         raise InputFileNotFoundError(f"{p}: file not found; check the path")
     try:
         image = nib.load(str(p))
-        data = np.asanyarray(image.dataobj)
+        data = np.array(image.dataobj)  # a copy: no memory map (and open file) kept
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise InvalidRasterError(f"{p}: not a readable NIfTI volume ({exc})") from exc
     if data.ndim == 4 and data.shape[3] == 1:
@@ -68,7 +69,8 @@ def read_volume(path: str | os.PathLike[str], *, allow_4d: bool = False) -> Volu
             f"{p}: expected a 3D volume, got shape {data.shape}; give one modality per file"
         )
     zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
-    return Volume(data, np.asarray(image.affine, dtype=np.float64), zooms, image.header, p)
+    affine = np.asarray(image.affine, dtype=np.float64)
+    return Volume(data, affine, zooms, image.header, p, tuple(data.shape[:3]))
 
 
 def write_volume(path: str | os.PathLike[str], classes: np.ndarray, like: Volume) -> Path:
@@ -84,8 +86,8 @@ def write_volume(path: str | os.PathLike[str], classes: np.ndarray, like: Volume
     out = Path(path)
     if not is_nifti(out):
         raise InvalidRasterError(f"{out}: write volumes as .nii or .nii.gz")
-    if classes.shape != like.data.shape:
-        raise ValueError(f"class volume shape {classes.shape} != input {like.data.shape}")
+    if classes.shape != like.shape[:3]:
+        raise ValueError(f"class volume shape {classes.shape} != input {like.shape[:3]}")
     header = like.header.copy()
     header.set_data_dtype(np.uint8)
     image = nib.Nifti1Image(classes.astype(np.uint8), like.affine, header=header)

@@ -64,9 +64,15 @@ def make_source(data: Any, *, validation: bool = False) -> CaseSource:
                 "config key 'data.images': the folders source takes one image folder "
                 f"(data.labels: the mask folder), got {entries}"
             )
+        masks = (data.val_labels or None) if validation else (data.labels or None)
+        if validation and data.labels and not data.val_labels:
+            raise ConfigError(
+                "config key 'data.val_labels' is empty; name the mask folder of data.val_images "
+                "(the training masks in data.labels do not belong to them)"
+            )
         return FolderSource(
             entries[0],
-            data.labels or None,
+            masks,
             image_pattern=data.image_pattern,
             mask_pattern=data.mask_pattern,
             mask_channel=data.mask_channel,
@@ -95,6 +101,16 @@ def label_spec(data: Any) -> LabelSpec:
 
 def preprocess_spec(data: Any) -> Preprocess:
     """Per-case preparation, from a ``data`` config section."""
+    if data.normalization == "percentile":
+        raise ConfigError(
+            "config key 'data.normalization': 'percentile' is for GeoTIFF scenes; use "
+            "case_percentile (each chip or volume on its own) or meanstd"
+        )
+    if data.normalization_mask and not data.normalization.startswith("case_"):
+        raise ConfigError(
+            "config key 'data.normalization_mask' needs case_zscore or case_percentile "
+            f"normalization, not {data.normalization!r}"
+        )
     kind = {"case_zscore": "zscore", "case_percentile": "percentile"}.get(
         data.normalization, "dataset"
     )
@@ -148,6 +164,8 @@ def prepare_cases(config: Any) -> PreparedCases:
         "modalities": list(data.modalities),
         "label_file": data.label_file,
         "mask_channel": data.mask_channel,
+        "image_pattern": data.image_pattern,
+        "mask_pattern": data.mask_pattern,
         "mask_threshold": data.mask_threshold,
         "label_map": {str(k): v for k, v in (data.label_map or {}).items()},
         "label_groups": dict(data.label_groups or {}),

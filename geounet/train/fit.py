@@ -29,6 +29,7 @@ from geounet.data.splits import (
 )
 from geounet.data.stats import band_percentiles, band_statistics
 from geounet.errors import ConfigError, InputFileNotFoundError
+from geounet.io.atomic import atomic_output
 from geounet.io.raster import raster_info, resample_to
 from geounet.io.stack import stack_rasters
 from geounet.io.write import default_colors
@@ -175,6 +176,9 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         train_loader, val_loader = case_loaders(config, prepared)
         ignore_index = IGNORE  # ignored label values and padding
     meta = prepared.meta
+    aug = config.augmentation
+    if tcfg.augment and len(meta.patch or []) == 3 and (aug.rotate or aug.scale or aug.elastic):
+        log.warning("augmentation.rotate, scale and elastic apply to 2D models only; ignored")
     model = build_segmenter(meta).use_channels_last()
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %s %s: %.2f M parameters", meta.architecture, meta.arguments, n_params / 1e6)
@@ -192,7 +196,9 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         weight_decay=tcfg.weight_decay,
         schedule=tcfg.schedule,
         max_epochs=tcfg.max_epochs,
-        augment=build_augmentation(config.augmentation) if tcfg.augment else None,
+        augment=build_augmentation(config.augmentation, channel_group=_channel_group(prepared))
+        if tcfg.augment
+        else None,
         ignore_index=ignore_index,
         seed=tcfg.seed,
     )
@@ -364,7 +370,7 @@ def _merge_epoch_rows(path: Path, previous: list[dict[str, str]] = ()) -> None:
     for row in [*previous, *rows]:
         merged.setdefault(row["epoch"], {}).update({k: v for k, v in row.items() if v != ""})
     fields = list(dict.fromkeys(k for row in [*previous, *rows] for k in row))
-    with path.open("w", newline="") as f:
+    with atomic_output(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(sorted(merged.values(), key=lambda r: int(r["epoch"])))
@@ -389,4 +395,11 @@ def _dump(config: Config, path: Path) -> None:
 
     import yaml
 
-    path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+    with atomic_output(path) as tmp:
+        tmp.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+
+
+def _channel_group(prepared: object) -> int:
+    """Channels per band: the context slices of one modality (2.5D) are one band."""
+    context = getattr(prepared, "context", None)
+    return 2 * context + 1 if context else 1
