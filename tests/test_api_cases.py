@@ -354,3 +354,30 @@ def test_resume_of_a_volume_run_continues_exactly(cases: Path, tmp_path: Path) -
     )
     for key in a:
         assert np.allclose(a[key].numpy(), b[key].numpy(), rtol=1e-4, atol=1e-5), key
+
+
+def test_config_combinations_that_cannot_work_are_named(chips: Path, tmp_path: Path) -> None:
+    base = [
+        "data.source=folders",
+        f"data.images=[{chips}]",
+        f"data.labels={chips}",
+        "data.image_pattern='*_sat.png'",
+        "data.mask_pattern='*_mask.png'",
+        f"run_dir={tmp_path / 'r'}",
+    ]
+    with pytest.raises(ValueError, match=r"data\.val_labels"):
+        gu.train(None, [*base, f"data.val_images=[{chips}]"], progress=False)
+    with pytest.raises(ValueError, match="case_percentile"):
+        gu.train(None, [*base, "data.normalization=percentile"], progress=False)
+    with pytest.raises(ValueError, match=r"normalization_mask"):
+        gu.train(None, [*base, "data.normalization_mask=nonzero"], progress=False)
+
+
+def test_two_inputs_writing_one_output_are_refused(chip_run, chips: Path, tmp_path: Path) -> None:
+    import shutil
+
+    other = tmp_path / "copy"
+    shutil.copytree(chips, other)
+    with pytest.raises(ValueError, match="would both write"):
+        gu.predict_many(chip_run.model_path, [chips, other], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

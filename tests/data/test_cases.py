@@ -154,3 +154,8 @@ def test_crop_sampler_is_fresh_each_epoch_and_repeatable() -> None:
     assert len(first) == 5 and list(sampler) == first
     sampler.set_epoch(1)
     assert list(sampler) != first
+
+
+def test_label_map_class_ids_must_exist() -> None:
+    with pytest.raises(ConfigError, match=r"class ids \[4\] are not in 0\.\.2"):
+        LabelSpec(3, label_map={1: 0, 2: 4}).apply(np.array([1, 2]), "m.png")

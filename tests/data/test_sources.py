@@ -128,3 +128,18 @@ def test_figshare_groups_by_patient(tmp_path: Path) -> None:
     assert [(r.id, r.group) for r in refs] == [("1", "111"), ("2", "111"), ("10", "222")]
     case = source.read(refs[0])
     assert case.image.shape == (1, 256, 256) and case.label.max() == 1
+
+
+def test_case_glob_skips_stray_files_and_msd_entries_are_checked(tmp_path: Path) -> None:
+    import json
+
+    nifti_cases(tmp_path / "cases", n=2)
+    (tmp_path / "cases" / "name_mapping.csv").write_text("a,b\n")
+    source = NiftiSource(
+        [str(tmp_path / "cases" / "*")], modalities=["t1c*", "flair*"], label_file="seg*"
+    )
+    assert len(source.discover()) == 2
+    msd = decathlon(tmp_path / "msd", n=1)
+    (msd / "dataset.json").write_text(json.dumps({"training": [{"image": "x.nii.gz"}]}))
+    with pytest.raises(DataError, match="needs 'image' and 'label'"):
+        NiftiSource([msd]).discover()

@@ -99,3 +99,11 @@ def test_chip_reader_errors(tmp_path: Path) -> None:
     (tmp_path / "x.png").write_bytes(b"nope")
     with pytest.raises(InvalidRasterError, match=r"x\.png: not a readable image"):
         read_chip(tmp_path / "x.png")
+
+
+def test_4d_input_grid_writes_a_3d_class_volume(tmp_path: Path) -> None:
+    path = write_nifti(tmp_path / "four.nii.gz", np.zeros((4, 5, 6, 2), np.float32))
+    grid = read_volume(path, allow_4d=True)
+    out = write_volume(tmp_path / "seg.nii.gz", np.ones((4, 5, 6), np.uint8), grid)
+    back = read_volume(out)
+    assert back.data.shape == (4, 5, 6) and np.allclose(back.affine, AFFINE)
