@@ -23,11 +23,16 @@ def scene_and_model(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_predict_many_names_outputs_and_probabilities(scene_and_model, tmp_path: Path) -> None:
+    import shutil
+
     scene, model = scene_and_model
+    second = shutil.copy(scene.image_path, tmp_path / "t.tif")
     results = gu.predict_many(
-        model, [scene.image_path, scene.image_path], tmp_path / "out", probabilities=True
+        model, [scene.image_path, second], tmp_path / "out", probabilities=True
     )
-    assert [r.path.name for r in results] == ["s_mask.tif", "s_mask.tif"]
+    assert [r.path.name for r in results] == ["s_mask.tif", "t_mask.tif"]
+    with pytest.raises(ValueError, match="would both write"):
+        gu.predict_many(model, [scene.image_path, scene.image_path], tmp_path / "dup")
     proba = gu.probabilities_path(results[0].path)
     assert proba.name == "s_mask_proba.tif" and proba.exists()
     with rasterio.open(results[0].path) as out, rasterio.open(scene.image_path) as src:
