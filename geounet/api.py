@@ -177,8 +177,7 @@ def predict_many(
         name = Path(str(item).split(",")[0]).name
         scene_options = options
         if probabilities:
-            proba = out.with_name(f"{out.stem}_proba{out.suffix}")
-            scene_options = dataclasses.replace(options, probabilities=proba)
+            scene_options = dataclasses.replace(options, probabilities=probabilities_path(out))
         callback = progress(name) if progress else None
         results.append(predict((net, meta), item, out, scene_options, callback))
     return results
@@ -201,12 +200,9 @@ def _expand_inputs(meta: ModelMeta, inputs: list) -> tuple[list, bool]:
     expanded = False
     for item in inputs:
         p = Path(str(item))
-        is_case = meta.source == "nifti" and p.is_dir() and not any(c.is_dir() for c in p.iterdir())
-        if p.is_dir() and not is_case:
-            items.extend(folder_items(meta, p))
-            expanded = True
-        else:
-            items.append(item)
+        found = folder_items(meta, p) if p.is_dir() else [item]
+        expanded |= found != [item]  # a NIfTI case folder is one input, not a folder of them
+        items.extend(found)
     return items, expanded
 
 
@@ -284,14 +280,11 @@ def evaluate(
     if config is not None and not isinstance(config, Config):
         config = load_config(config)
     out = Path(out_dir) if out_dir else Path(model).with_name("evaluation")
-    if config is not None and config.data.source != "geotiff":
+    source = config.data.source if config is not None else read_meta(model).source
+    if source != "geotiff":
         from geounet.evaluate_cases import evaluate_cases
 
-        return evaluate_cases(model, out, config, options=options)
-    if config is None and read_meta(model).source != "geotiff":
-        from geounet.evaluate_cases import evaluate_cases
-
-        return evaluate_cases(model, out, image=image, labels=labels, options=options)
+        return evaluate_cases(model, out, config, image=image, labels=labels, options=options)
     from geounet.evaluate import evaluate as evaluate_scene
 
     return evaluate_scene(

@@ -30,7 +30,7 @@ from geounet.errors import DataError, InputFileNotFoundError, UnsupportedFormatE
 from geounet.infer.scene import PredictOptions, make_predictor
 from geounet.infer.sliding import sliding_window_predict
 from geounet.io.chips import CHIP_SUFFIXES, chip_profile, write_chip_classes
-from geounet.io.nifti import Volume, is_nifti, write_volume
+from geounet.io.nifti import is_nifti, write_volume
 from geounet.models.bundle import ModelMeta
 from geounet.models.segmenter import Segmenter
 from geounet.runtime import select_device
@@ -182,23 +182,14 @@ def _slices(volume, predict, context, meta, options, progress) -> torch.Tensor:
 def write_classes(out: PathLike, classes: np.ndarray, raw: RawCase, meta: ModelMeta) -> Path:
     """Write a class map on the input's grid, the format chosen by ``out``'s extension."""
     out = Path(out)
+    _check_output(out, meta)
     if is_nifti(out):
-        if not isinstance(raw.grid, Volume):
-            raise UnsupportedFormatError(
-                f"{out}: NIfTI output needs a NIfTI input; write 2D results as .png or .tif"
-            )
         return write_volume(out, classes, raw.grid)
-    if out.suffix.lower() in (".png", ".tif", ".tiff"):
-        if classes.ndim != 2:
-            raise UnsupportedFormatError(f"{out}: a volume's result needs .nii.gz output")
-        georef = None
-        if out.suffix.lower() != ".png" and meta.source == "folders":
-            georef = chip_profile(raw.grid)
-        return write_chip_classes(
-            out, classes, colors=meta.colors, class_names=meta.classes, georef=georef
-        )
-    raise UnsupportedFormatError(
-        f"{out}: unknown output format {out.suffix!r}; use .png, .tif or .nii.gz"
+    georef = None
+    if out.suffix.lower() != ".png" and meta.source == "folders":
+        georef = chip_profile(raw.grid)
+    return write_chip_classes(
+        out, classes, colors=meta.colors, class_names=meta.classes, georef=georef
     )
 
 
