@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from geounet.errors import ConfigError, InputFileNotFoundError
+from geounet.io.atomic import write_yaml
 
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -339,5 +340,5 @@ def require_training_inputs(config: Config) -> None:
 
 
 def dump_config(config: Config, path: str | os.PathLike[str]) -> None:
-    """Write the resolved config as YAML."""
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write the resolved config as YAML (atomically)."""
+    write_yaml(config.to_dict(), path)

@@ -227,6 +227,20 @@ def test_every_preset_loads() -> None:
     assert brats.data.classes == ["background", "whole_tumour", "tumour_core", "enhancing"]
 
 
+def test_brain_tumour_2d_preset() -> None:
+    from geounet.config import load_config
+
+    preset = Path(__file__).resolve().parents[1] / "configs" / "brain_tumour_2d.yaml"
+    config = load_config(preset)
+    assert config.data.source == "nifti" and config.model.name == "unet"
+    assert config.data.classes == ["background", "tumour"]
+    assert config.data.label_groups == {"tumour": [1, 2, 3, 4]}
+    assert config.data.modalities == ["T1c*.nii.gz", "Flair*.nii.gz"]
+    assert config.data.slice_axis == "axial" and config.data.slice_context == 1
+    assert config.data.normalization == "case_zscore"
+    assert config.data.val_images and config.train.max_minutes == 15
+
+
 def _bad_label_case(root: Path) -> Path:
     folders = nifti_cases(root, n=2)
     write_nifti(folders[0] / "seg.nii.gz", np.full((24, 28, 16), 7, np.int16))

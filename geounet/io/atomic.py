@@ -41,3 +41,26 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         for leftover in (tmp, *tmp.parent.glob(tmp.name + ".*")):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+def write_yaml(data: object, path: str | os.PathLike[str]) -> Path:
+    """Write plain data as YAML (keys in their order), atomically."""
+    import yaml
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    return Path(path)
+
+
+def require_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path; one clear error when nothing is there.
+
+    Raises:
+        InputFileNotFoundError: If the path does not exist.
+    """
+    from geounet.errors import InputFileNotFoundError
+
+    p = Path(path)
+    if not p.exists():
+        raise InputFileNotFoundError(f"{p}: file not found; check the path")
+    return p

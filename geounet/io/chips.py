@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from geounet.errors import InputFileNotFoundError, InvalidRasterError
-from geounet.io.atomic import atomic_output
+from geounet.errors import InvalidRasterError
+from geounet.io.atomic import atomic_output, require_file
 
 CHIP_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -33,9 +33,7 @@ def read_chip(path: str | os.PathLike[str]) -> np.ndarray:
         InputFileNotFoundError: If the file does not exist.
         InvalidRasterError: If it cannot be decoded as an image.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileNotFoundError(f"{p}: file not found; check the path")
+    p = require_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geounet.errors import InputFileNotFoundError, InvalidRasterError
+from geounet.errors import InvalidRasterError
+from geounet.io.atomic import require_file
 
 TUMOUR_TYPES = {1: "meningioma", 2: "glioma", 3: "pituitary"}
 
@@ -40,9 +41,7 @@ def read_figshare_mat(path: str | os.PathLike[str]) -> MatSlice:
     """
     import h5py
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileNotFoundError(f"{p}: file not found; check the path")
+    p = require_file(path)
     try:
         if h5py.is_hdf5(p):
             return _read_v73(p)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geounet.errors import InputFileNotFoundError, InvalidRasterError
-from geounet.io.atomic import atomic_output
+from geounet.errors import InvalidRasterError
+from geounet.io.atomic import atomic_output, require_file
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -54,9 +54,7 @@ def read_volume(path: str | os.PathLike[str], *, allow_4d: bool = False) -> Volu
     """
     import nibabel as nib
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileNotFoundError(f"{p}: file not found; check the path")
+    p = require_file(path)
     try:
         image = nib.load(str(p))
         data = np.array(image.dataobj)  # a copy: no memory map (and open file) kept

@@ -13,7 +13,8 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from geounet.errors import InputFileNotFoundError, InvalidRasterError
+from geounet.errors import InvalidRasterError
+from geounet.io.atomic import require_file
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,7 @@ def open_raster(path: str | os.PathLike[str]) -> rasterio.io.DatasetReader:
         InputFileNotFoundError: If the file does not exist.
         InvalidRasterError: If GDAL cannot read it as a raster.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputFileNotFoundError(f"{p}: file not found; check the path")
+    p = require_file(path)
     if p.is_dir():
         raise InvalidRasterError(f"{p}: is a directory, expected a raster file such as a GeoTIFF")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import time
 import warnings
@@ -29,7 +30,7 @@ from geounet.data.splits import (
 )
 from geounet.data.stats import band_percentiles, band_statistics
 from geounet.errors import ConfigError, InputFileNotFoundError
-from geounet.io.atomic import atomic_output
+from geounet.io.atomic import atomic_output, write_yaml
 from geounet.io.raster import raster_info, resample_to
 from geounet.io.stack import stack_rasters
 from geounet.io.write import default_colors
@@ -161,7 +162,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
     if resume and not checkpoint.exists():
         raise InputFileNotFoundError(f"{checkpoint}: nothing to resume (no last.ckpt in the run)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    _dump(config, run_dir / "config.yaml")
+    write_yaml(dataclasses.asdict(config), run_dir / "config.yaml")
 
     previous_rows = _read_rows(run_dir / "metrics.csv") if resume else []
     ignore_index = tcfg.ignore_index
@@ -387,16 +388,6 @@ def _lightning_precision(device: torch.device, precision: str) -> str:
 
 def _fmt(values: list[float]) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
-
-
-def _dump(config: Config, path: Path) -> None:
-    """The resolved configuration beside the run's outputs (``--resume`` reads it)."""
-    import dataclasses
-
-    import yaml
-
-    with atomic_output(path) as tmp:
-        tmp.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
 
 
 def _channel_group(prepared: object) -> int:
