@@ -139,6 +139,9 @@ def predict_many(
         options: Prediction options.
         probabilities: GeoTIFF models: also write ``OUT_proba.tif`` beside each class map.
         progress: Called with each input's name; returns that input's progress callback.
+
+    Models of separate objects (``objects.enabled``) also write ``OUT_instances.tif``, the
+    instance map (one id per object) that :func:`vectorize` turns into one polygon each.
     """
     net, meta = load_bundle(model)
     options = options or PredictOptions()
@@ -178,6 +181,8 @@ def predict_many(
         scene_options = options
         if probabilities:
             scene_options = dataclasses.replace(options, probabilities=probabilities_path(out))
+        if meta.objects is not None and scene_options.instances is None:
+            scene_options = dataclasses.replace(scene_options, instances=instances_path(out))
         callback = progress(name) if progress else None
         results.append(predict((net, meta), item, out, scene_options, callback))
     return results
@@ -187,6 +192,12 @@ def probabilities_path(mask: PathLike) -> Path:
     """Where ``predict_many(probabilities=True)`` writes the probabilities of ``mask``."""
     mask = Path(mask)
     return mask.with_name(f"{mask.stem}_proba{mask.suffix}")
+
+
+def instances_path(mask: PathLike) -> Path:
+    """Where ``predict_many`` writes the instance map of an object model's ``mask``."""
+    mask = Path(mask)
+    return mask.with_name(f"{mask.stem}_instances{mask.suffix}")
 
 
 def _expand_inputs(meta: ModelMeta, inputs: list) -> tuple[list, bool]:
@@ -270,12 +281,15 @@ def evaluate(
     config: PathLike | Config | None = None,
     label_attribute: str | None = None,
     options: PredictOptions | None = None,
+    min_object_m2: float | None = None,
 ) -> Any:
     """Score ``model`` and write ``metrics.json``, ``report.md`` and figures to ``out_dir``.
 
     Give ``image`` and ``labels`` (a scene and its labels), or a training ``config``,
     whose test cases or strips (validation ones when it has none) are rebuilt as in
-    training. Chips, volumes and slices get per-case Dice, IoU and HD95 (mm).
+    training. Scenes get pixel scores and polygon object scores (SpaceNet rule: one-to-one
+    matches at IoU > 0.5, polygons under 20 px or ``min_object_m2`` dropped, merges and
+    splits). Chips, volumes and slices get per-case Dice, IoU and HD95 (mm).
     """
     if config is not None and not isinstance(config, Config):
         config = load_config(config)
@@ -295,6 +309,7 @@ def evaluate(
         config=config,
         label_attribute=label_attribute,
         options=options,
+        min_object_m2=min_object_m2,
     )
 
 

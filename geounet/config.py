@@ -101,6 +101,9 @@ class TrainConfig:
     oversample_classes: list[str] | None = None
     oversample_factor: float = 4.0
     foreground_fraction: float = 0.33  # chips/volumes: windows centred on foreground
+    # exponential moving average of the weights (and batch-norm statistics), validated
+    # and saved instead of the raw weights; null = off
+    ema: float | None = None
     tensorboard: bool = False
     seed: int = 0
     num_workers: int = 0
@@ -125,6 +128,28 @@ class AugmentConfig:
 
 
 @dataclass
+class ObjectsConfig:
+    """Countable objects (buildings, fields, nuclei) predicted one by one.
+
+    With ``enabled`` the model learns three channels (footprint, a border inside each
+    object, the contact zone between neighbours) and prediction splits touching objects
+    by seeded watershed. Widths and areas are in metres and m² (pixels for chips and
+    volumes without georeferencing).
+    """
+
+    enabled: bool = False
+    border_m: float = 0.6  # border band inside every object
+    contact_m: float = 1.2  # pixels within this of two objects are "contact"
+    weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # loss per channel
+    mask_threshold: float = 0.5  # footprint probability of object pixels
+    seed_threshold: float = 0.7  # footprint probability of seed pixels
+    border_threshold: float = 0.4  # seeds avoid pixels more likely border than this
+    contact_threshold: float = 0.4  # ... and contact
+    min_seed_m2: float = 1.0
+    min_area_m2: float = 2.0  # smaller objects are dropped
+
+
+@dataclass
 class Config:
     """A whole training run."""
 
@@ -132,6 +157,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
+    objects: ObjectsConfig = field(default_factory=ObjectsConfig)
     run_dir: str = "runs/run"
 
     def to_dict(self) -> dict[str, Any]:
@@ -291,6 +317,7 @@ def _check_values(config: Config) -> None:
         (train.num_workers >= 0, "train.num_workers", "must be >= 0"),
         (train.accumulate >= 1, "train.accumulate", "must be at least 1"),
         (train.oversample_factor >= 1, "train.oversample_factor", "must be >= 1"),
+        (train.ema is None or 0 <= train.ema < 1, "train.ema", "must be in [0, 1) or null"),
         (
             len(data.percentiles) == 2 and 0 <= data.percentiles[0] < data.percentiles[1] <= 100,
             "data.percentiles",
@@ -312,11 +339,38 @@ def _check_values(config: Config) -> None:
     unknown = sorted(set(train.oversample_classes or []) - set(data.classes))
     if unknown:
         raise ConfigError(f"config key 'train.oversample_classes': {unknown} not in data.classes")
+    _check_objects(config)
     for name in train.loss:
         if name not in LOSSES:
             raise ConfigError(
                 f"config key 'train.loss.{name}' is not a loss; use {', '.join(LOSSES)}"
             )
+
+
+def _check_objects(config: Config) -> None:
+    obj = config.objects
+    if not obj.enabled:
+        return
+    if len(config.data.classes) != 2:
+        raise ConfigError(
+            "config key 'objects.enabled' needs a two-class task (background and the object "
+            f"class), got classes {config.data.classes}"
+        )
+    if config.data.source != "geotiff":
+        raise ConfigError(
+            "config key 'objects.enabled': separate objects are trained from GeoTIFF scenes "
+            f"only so far (data.source is {config.data.source!r})"
+        )
+    if len(obj.weights) != 3 or min(obj.weights) < 0 or not any(w > 0 for w in obj.weights):
+        raise ConfigError(
+            "config key 'objects.weights' needs three weights >= 0 (footprint, border, contact)"
+        )
+    for key in ("border_m", "contact_m", "min_seed_m2", "min_area_m2"):
+        if getattr(obj, key) < 0:
+            raise ConfigError(f"config key 'objects.{key}' must be >= 0")
+    for key in ("mask_threshold", "seed_threshold", "border_threshold", "contact_threshold"):
+        if not 0 <= getattr(obj, key) <= 1:
+            raise ConfigError(f"config key 'objects.{key}' must lie in [0, 1]")
 
 
 def require_training_inputs(config: Config) -> None:

@@ -8,6 +8,7 @@ so every evaluated pixel has its full context, and scored only inside the region
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -19,6 +20,7 @@ import numpy as np
 import rasterio
 import rasterio.warp
 import rasterio.windows
+import shapely
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
@@ -29,7 +31,7 @@ from geounet.io.atomic import atomic_output
 from geounet.io.labels import rasterize_labels, read_labels
 from geounet.io.raster import raster_info
 from geounet.models.bundle import ModelMeta, load_bundle
-from geounet.train.metrics import ConfusionMatrix, hausdorff_distance, object_f1
+from geounet.train.metrics import ConfusionMatrix, hausdorff_distance
 
 if TYPE_CHECKING:  # configuration is read by geounet.api
     from geounet.config import Config
@@ -65,6 +67,7 @@ def evaluate(
     label_attribute: str | None = None,
     options: PredictOptions | None = None,
     n_windows: int = 4,
+    min_object_m2: float | None = None,
 ) -> EvalResult:
     """Score ``model`` on labelled imagery and write metrics, report and figures.
 
@@ -77,6 +80,8 @@ def evaluate(
         label_attribute: Vector attribute holding the class (name or id).
         options: Prediction options (tile, device, precision).
         n_windows: Number of example windows in the figure.
+        min_object_m2: Object scores drop polygons under this area in m² (default: under
+            20 pixels, the SpaceNet rule).
 
     Returns:
         An :class:`EvalResult`.
@@ -91,22 +96,31 @@ def evaluate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     confusion = ConfusionMatrix(len(meta.classes))
-    preds, truths, pixels, samples = [], [], [], []
+    preds, truths, pixels, samples, objects = [], [], [], [], []
+    options = options or PredictOptions()
     with tempfile.TemporaryDirectory() as tmp:
         for i, region in enumerate(regions):
             mask_path = Path(tmp) / f"pred_{i}.tif"
-            predict_scene(net, meta, region.scene, mask_path, options)
+            inst_path = Path(tmp) / f"instances_{i}.tif" if meta.objects else None
+            predict_scene(
+                net,
+                meta,
+                region.scene,
+                mask_path,
+                dataclasses.replace(options, instances=inst_path),
+            )
             pred, truth, rgb, res = _read_region(region, mask_path, labels, label_attribute, meta)
             valid = pred != 255
             confusion.update(pred[valid], truth[valid])
             preds.append(pred)
             truths.append(truth)
             pixels.append(res)
+            objects.append(_region_objects(region, pred, inst_path, labels, label_attribute, meta))
             samples.extend(_example_windows(rgb, truth, pred, n_windows))
     metrics = confusion.scores(meta.classes)
     metrics["regions"] = len(regions)
     metrics["boundary"] = _boundary_metrics(preds, truths, pixels, meta)
-    metrics["objects"] = _object_metrics(preds, truths, meta)
+    metrics["objects"] = _object_metrics(objects, pixels, meta, min_object_m2)
     metrics_path = out / "metrics.json"
     with atomic_output(metrics_path) as tmp_path:
         tmp_path.write_text(json.dumps(metrics, indent=2, allow_nan=True))
@@ -169,20 +183,7 @@ def _read_region(
     with rasterio.open(mask_path) as src:
         pred = src.read(1, window=win)
     if is_raster(labels):
-        with (
-            rasterio.open(labels) as src,
-            WarpedVRT(
-                src,
-                crs=info.crs,
-                transform=info.transform,
-                width=info.width,
-                height=info.height,
-                resampling=Resampling.nearest,
-            ) as vrt,
-        ):
-            truth = vrt.read(1, window=win)
-        if len(meta.classes) == 2:
-            truth = (truth > 0).astype(np.uint8)
+        truth = _read_region_truth(region, labels, meta)
     else:
         gdf = read_labels(labels, crs=info.crs, class_attribute=attribute, class_names=meta.classes)
         truth = rasterize_labels(gdf, shape, transform)
@@ -213,22 +214,121 @@ def _boundary_metrics(preds, truths, pixels, meta: ModelMeta) -> dict[str, Any]:
     return result
 
 
-def _object_metrics(preds, truths, meta: ModelMeta) -> dict[str, Any]:
-    """Object-level F1 (IoU >= 0.5, one-to-one) per foreground class, over all regions."""
+def _region_objects(
+    region: Region,
+    pred: np.ndarray,
+    instances: Path | None,
+    labels: PathLike,
+    attribute: str | None,
+    meta: ModelMeta,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Predicted and true polygons per foreground class, in the region's pixel space.
+
+    Predictions are the objects of the instance map (object models) or the connected
+    regions of the class map; truths the label polygons clipped to the region (or the
+    connected regions of a label raster).
+    """
+    info = raster_info(region.scene)
+    win = region.window
+    shape = (int(win.height), int(win.width))
+    if instances is not None:
+        with rasterio.open(instances) as src:
+            ids = src.read(1, window=win)
+        pred_polys = {1: _pixel_polygons(ids, None, instances=True).get(1, _NONE)}
+    else:
+        pred_polys = _pixel_polygons(np.where(pred == 255, 0, pred), None)
+    if is_raster(labels):
+        truth = _read_region_truth(region, labels, meta)
+        true_polys = _pixel_polygons(truth, None)
+    else:
+        gdf = read_labels(labels, crs=info.crs, class_attribute=attribute, class_names=meta.classes)
+        transform = rasterio.windows.transform(win, info.transform)
+        box = shapely.box(0, 0, shape[1], shape[0])
+        inverse = ~transform
+        matrix = np.array([[inverse.a, inverse.d], [inverse.b, inverse.e]])
+        offset = np.array([inverse.c, inverse.f])
+        geoms = shapely.transform(
+            np.asarray(gdf.geometry.values, dtype=object), lambda xy: xy @ matrix + offset
+        )
+        geoms = shapely.intersection(geoms, box)
+        class_ids = gdf["class_id"].to_numpy()
+        true_polys = {int(c): geoms[class_ids == c] for c in np.unique(class_ids)}
+    result = {}
+    for class_id, name in enumerate(meta.classes):
+        if class_id:
+            result[name] = (pred_polys.get(class_id, _NONE), true_polys.get(class_id, _NONE))
+    return result
+
+
+_NONE = np.zeros(0, dtype=object)
+
+
+def _pixel_polygons(values: np.ndarray, classes, instances: bool = False) -> dict:
+    """Polygons of a class map (or instance map) in pixel coordinates, by class id."""
+    from geounet.vectorize.polygons import array_source, polygonize_source
+
+    regions = polygonize_source(array_source(values), classes, instances=instances)
+    ids = np.asarray(regions.class_ids, dtype=np.int64)
+    geoms = np.asarray(regions.geoms, dtype=object)
+    if instances:
+        return {1: geoms}
+    return {int(c): geoms[ids == c] for c in np.unique(ids)}
+
+
+def _read_region_truth(region: Region, labels: PathLike, meta: ModelMeta) -> np.ndarray:
+    info = raster_info(region.scene)
+    with (
+        rasterio.open(labels) as src,
+        WarpedVRT(
+            src,
+            crs=info.crs,
+            transform=info.transform,
+            width=info.width,
+            height=info.height,
+            resampling=Resampling.nearest,
+        ) as vrt,
+    ):
+        truth = vrt.read(1, window=region.window)
+    if len(meta.classes) == 2:
+        truth = (truth > 0).astype(np.uint8)
+    return truth
+
+
+def _object_metrics(
+    objects: list[dict], pixels: list[tuple[float, float]], meta: ModelMeta, min_m2: float | None
+) -> dict[str, Any]:
+    """Polygon object scores per foreground class (SpaceNet rule), over all regions."""
+    from geounet.vectorize.score import SPACENET_MIN_PX, score_polygons
+
     result: dict[str, Any] = {}
+    keys = ("tp", "fp", "fn", "n_pred", "n_true", "merges", "merged_true", "splits")
     for class_id, name in enumerate(meta.classes):
         if class_id == 0:
             continue
-        totals = {"tp": 0, "fp": 0, "fn": 0}
-        for pred, truth in zip(preds, truths, strict=True):
-            scores = object_f1(pred == class_id, truth == class_id)
+        totals = dict.fromkeys((*keys, "split_pieces"), 0)
+        ious = []
+        for region, (mx, my) in zip(objects, pixels, strict=True):
+            pred, truth = region[name]
+            min_px = SPACENET_MIN_PX if min_m2 is None else min_m2 / (mx * my)
+            scores = score_polygons(pred, truth, min_area=min_px)
             for key in totals:
-                totals[key] += int(scores[key])
-        tp, fp, fn = totals["tp"], totals["fp"], totals["fn"]
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
+                totals[key] += getattr(scores, key)
+            ious.extend([scores.mean_iou] * scores.tp)
+        tp, n_pred, n_true = totals["tp"], totals["n_pred"], totals["n_true"]
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / n_true if n_true else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        result[name] = {**totals, "precision": precision, "recall": recall, "f1": f1}
+        result[name] = {
+            **totals,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "mean_iou": float(np.mean(ious)) if ious else 0.0,
+            "rule": "one-to-one matches at IoU > 0.5; polygons under "
+            + (f"{min_m2:g} m2" if min_m2 is not None else f"{SPACENET_MIN_PX:g} px")
+            + " dropped",
+            "instances": meta.objects is not None,
+        }
     return result
 
 

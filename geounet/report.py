@@ -125,17 +125,28 @@ def write_report(
     for name, row in zip(meta.classes, metrics["confusion_matrix"], strict=True):
         lines.append(f"| **{name}** | " + " | ".join(str(v) for v in row) + " |")
     if metrics.get("objects"):
+        first = next(iter(metrics["objects"].values()))
+        source = "separate objects (instance map)"
+        if not first.get("instances"):
+            source = "connected regions of the class map"
         lines += [
             "",
-            "## Objects (a prediction matches a true object at IoU >= 0.5, one-to-one)",
+            f"## Objects: polygons, SpaceNet rule ({first.get('rule', '')})",
             "",
-            "| class | true | predicted | matched | precision | recall | F1 |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            f"Predicted objects are the {source}. A merge is one predicted polygon covering "
+            "half or more of two or more true ones; a split is a true polygon with two or more "
+            "predicted polygons mostly inside it.",
+            "",
+            "| class | true | predicted | matched | precision | recall | F1 | mean IoU "
+            "| merges (true inside) | splits (pieces) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, o in metrics["objects"].items():
             lines.append(
-                f"| {name} | {o['tp'] + o['fn']} | {o['tp'] + o['fp']} | {o['tp']} | "
-                f"{o['precision']:.4f} | {o['recall']:.4f} | {o['f1']:.4f} |"
+                f"| {name} | {o['n_true']} | {o['n_pred']} | {o['tp']} | "
+                f"{o['precision']:.4f} | {o['recall']:.4f} | {o['f1']:.4f} | "
+                f"{o['mean_iou']:.3f} | {o['merges']} ({o['merged_true']}) | "
+                f"{o['splits']} ({o['split_pieces']}) |"
             )
     lines += ["", "## Figures", ""]
     lines += [f"![{f.stem}]({f.name})" for f in figures]

@@ -25,6 +25,13 @@ from geounet.cli.options import device_option, precision_option
     type=click.Path(file_okay=False),
     help="Report directory [MODEL's directory/evaluation].",
 )
+@click.option("--tta", is_flag=True, help="Predict with flips and 90-degree rotations (8x work).")
+@click.option(
+    "--min-object-m2",
+    type=float,
+    default=None,
+    help="Object scores drop polygons under this area in m2 [under 20 pixels, as SpaceNet].",
+)
 @device_option
 @precision_option
 def evaluate(
@@ -34,6 +41,8 @@ def evaluate(
     label_attribute: str | None,
     config_path: str | None,
     output: str | None,
+    tta: bool,
+    min_object_m2: float | None,
     device: str,
     precision: str,
 ) -> None:
@@ -53,7 +62,8 @@ def evaluate(
         labels=labels,
         config=config_path,
         label_attribute=label_attribute,
-        options=gu.PredictOptions(device=device, precision=precision),
+        options=gu.PredictOptions(device=device, precision=precision, tta=tta),
+        min_object_m2=min_object_m2,
     )
     m = result.metrics
     if "cases" in m:
@@ -69,8 +79,11 @@ def evaluate(
         click.echo(f"metrics: {result.metrics_path}")
         return
     click.echo(f"pixel accuracy {m['pixel_accuracy']:.4f}, macro IoU {m['macro_iou']:.4f}")
-    for name, scores in m.get("objects", {}).items():
-        click.echo(f"{name}: object F1 {scores['f1']:.4f} ({scores['tp']} matched)")
+    for name, o in m.get("objects", {}).items():
+        click.echo(
+            f"{name}: object F1 {o['f1']:.4f} ({o['tp']} of {o['n_true']} true matched, "
+            f"{o['n_pred']} predicted; {o['merges']} merges, {o['splits']} splits)"
+        )
     click.echo(f"report:  {result.report_path}")
     click.echo(f"metrics: {result.metrics_path}")
 

@@ -44,8 +44,8 @@ from geounet.cli.options import (
     "--vector",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Also vectorize the class map into this file (.geojson, .gpkg, .fgb, ...); "
-    "the options below shape the polygons.",
+    help="Also vectorize the class map into this file (.geojson, .gpkg, .fgb, ...): one "
+    "polygon per object for object models; the options below shape the polygons.",
 )
 @vector_options
 @device_option
@@ -121,9 +121,10 @@ def predict(
         click.echo(f"{result.path}  ({share} px; {result.seconds:.1f} s)")
         if probabilities:
             click.echo(f"{gu.probabilities_path(result.path)}  (class probabilities)")
+        if result.instances is not None:
+            click.echo(f"{result.instances}  ({result.objects} separate objects)")
     if vector:
         proba = gu.probabilities_path(results[0].path) if probabilities else None
-        gdf = gu.vectorize(
-            results[0].path, vector, vector_opts, probabilities=proba, crs=vector_crs
-        )
+        source = results[0].instances or results[0].path  # objects: one polygon each
+        gdf = gu.vectorize(source, vector, vector_opts, probabilities=proba, crs=vector_crs)
         click.echo(f"{vector}  ({len(gdf)} polygons)")

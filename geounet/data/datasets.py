@@ -13,6 +13,7 @@ from pyproj import CRS
 from torchgeo.datasets import IntersectionDataset, RasterDataset, VectorDataset
 from torchgeo.datasets.utils import GeoSlice
 
+from geounet.data.objects import components, object_target
 from geounet.errors import DataError, InvalidRasterError
 from geounet.io.labels import rasterize_labels, read_labels
 from geounet.io.raster import raster_info
@@ -61,8 +62,17 @@ class RasterLabels(RasterDataset):
     filename_glob = "*"
     is_image = False
 
-    def __init__(self, path: str | os.PathLike[str], *, crs: CRS, res, classes: Sequence[str]):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        crs: CRS,
+        res,
+        classes: Sequence[str],
+        objects: tuple[int, int] | None = None,
+    ):
         self.binary = len(classes) == 2
+        self.objects = objects
         if not self.binary:
             _check_label_values(path, len(classes))
         super().__init__(str(path), crs=crs, res=res)
@@ -70,7 +80,10 @@ class RasterLabels(RasterDataset):
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
         """The mask within ``query``; binarized for two-class tasks."""
         sample = super().__getitem__(query)
-        if self.binary:
+        if self.objects is not None:  # connected components are the objects
+            inst = components(sample["mask"].numpy().squeeze(0) > 0)
+            sample["mask"] = torch.from_numpy(object_target(inst, *self.objects).astype(np.int64))
+        elif self.binary:
             sample["mask"] = (sample["mask"] > 0).long()
         return sample
 
@@ -93,7 +106,10 @@ class VectorLabels(VectorDataset):
     """Label polygons from any OGR vector file, rasterized on each sample's grid.
 
     Unlike torchgeo's base class, the file is read and reprojected once, class names
-    map to ids, and each query rasterizes only the polygons it touches.
+    map to ids, and each query rasterizes only the polygons it touches. With ``objects``
+    (border and contact widths in pixels) each polygon is burnt as its own object and the
+    mask is the bit-packed footprint / border / contact target of
+    :func:`~geounet.data.objects.object_target`.
     """
 
     filename_glob = "*"
@@ -107,7 +123,9 @@ class VectorLabels(VectorDataset):
         class_attribute: str | None = None,
         class_names: Sequence[str] | None = None,
         layer: str | None = None,
+        objects: tuple[int, int] | None = None,
     ) -> None:
+        self.objects = objects
         self.labels = read_labels(
             path, crs=crs, class_attribute=class_attribute, class_names=class_names, layer=layer
         )
@@ -122,7 +140,12 @@ class VectorLabels(VectorDataset):
         hits = self.labels.iloc[
             self.labels.sindex.query(_box(x.start, y.start, x.stop, y.stop), predicate="intersects")
         ]
-        mask = rasterize_labels(hits, (height, width), transform, dtype="uint8")
+        if self.objects is not None:
+            ids = hits.assign(class_id=hits.index.to_numpy() + 1)  # one id per polygon
+            inst = rasterize_labels(ids, (height, width), transform, dtype="int32")
+            mask = object_target(inst, *self.objects)
+        else:
+            mask = rasterize_labels(hits, (height, width), transform, dtype="uint8")
         return {"crs": self.crs, "bounds": query, "mask": torch.from_numpy(mask.astype(np.int64))}
 
 
@@ -150,6 +173,7 @@ def labelled_scenes(
     bands: Sequence[int] | None = None,
     class_attribute: str | None = None,
     label_layer: str | None = None,
+    objects: tuple[int, int] | None = None,
 ) -> IntersectionDataset:
     """Imagery and labels as one torchgeo dataset yielding ``image`` and ``mask``.
 
@@ -161,6 +185,8 @@ def labelled_scenes(
         bands: 1-based band indexes to use.
         class_attribute: Vector attribute holding the class (name or id).
         label_layer: Layer of a multi-layer vector file.
+        objects: Border and contact widths in pixels: masks become the bit-packed
+            footprint / border / contact target (two-class tasks).
 
     Returns:
         The intersection dataset (in the first image's CRS).
@@ -168,7 +194,9 @@ def labelled_scenes(
     image_ds = SceneImages(images, res=res, bands=bands)
     if is_raster(labels):
         try:
-            label_ds = RasterLabels(labels, crs=image_ds.crs, res=image_ds.res, classes=classes)
+            label_ds = RasterLabels(
+                labels, crs=image_ds.crs, res=image_ds.res, classes=classes, objects=objects
+            )
         except DataError:
             raise
         except Exception as exc:
@@ -181,6 +209,7 @@ def labelled_scenes(
             class_attribute=class_attribute,
             class_names=classes,
             layer=label_layer,
+            objects=objects,
         )
     try:
         return IntersectionDataset(image_ds, label_ds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -24,11 +25,12 @@ from rasterio.windows import Window
 
 from geounet.errors import DataError
 from geounet.infer.accumulate import BlendAccumulator
+from geounet.infer.instances import InstanceParams, InstanceStream
 from geounet.infer.sliding import blend_weights
 from geounet.io.raster import RasterInfo, open_raster, raster_info
 from geounet.io.stack import stack_rasters
 from geounet.io.windows import window_starts
-from geounet.io.write import ClassMapWriter
+from geounet.io.write import ClassMapWriter, InstanceMapWriter
 from geounet.models.bundle import ModelMeta
 from geounet.models.segmenter import Segmenter
 from geounet.runtime import autocast_dtype, select_device
@@ -49,6 +51,7 @@ class PredictOptions:
     blend: str = "cosine"
     tta: bool = False
     probabilities: str | os.PathLike[str] | None = None
+    instances: str | os.PathLike[str] | None = None  # object models: the instance map
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class PredictResult:
     class_pixels: dict[str, int]
     scale: float
     seconds: float
+    instances: Path | None = None
+    objects: int | None = None  # number of separate objects (object models)
 
 
 def predict_scene(
@@ -113,26 +118,49 @@ def predict_scene(
     overlap = options.overlap if options.overlap is not None else tile // 8
     nodata = 255 if len(meta.classes) < 255 else 65535
     counts = np.zeros(len(meta.classes), dtype=np.int64)
-    with (
-        _SceneReader(scene, info, indexes, scale, meta.mean) as reader,
-        ClassMapWriter(
-            out,
-            info,
-            class_names=meta.classes,
-            colors=meta.colors,
-            nodata=nodata,
-            probabilities=options.probabilities,
-        ) as writer,
-    ):
+    if options.instances is not None and meta.objects is None:
+        raise DataError(
+            f"{options.instances}: this model predicts classes, not separate objects; "
+            "train with objects.enabled: true to write an instance map"
+        )
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(_SceneReader(scene, info, indexes, scale, meta.mean))
+        writer = stack.enter_context(
+            ClassMapWriter(
+                out,
+                info,
+                class_names=meta.classes,
+                colors=meta.colors,
+                nodata=nodata,
+                probabilities=options.probabilities,
+            )
+        )
+        instances = None
+        if meta.objects is not None and options.instances is not None:
+            inst_writer = stack.enter_context(
+                InstanceMapWriter(options.instances, info, meta.classes[1])
+            )
+            params = InstanceParams.from_meta(meta.objects, info.ground_resolution**2)
+            instances = InstanceStream(info.width, params, inst_writer.write_rows)
         rows = _RowWriter(
-            writer, reader, binary=meta.out_channels == 1, nodata=nodata, counts=counts
+            writer,
+            reader,
+            mode="objects" if meta.objects else "binary" if meta.binary else "classes",
+            nodata=nodata,
+            counts=counts,
+            threshold=(meta.objects or {}).get("mask_threshold", 0.5),
+            instances=instances,
         )
         _stream(reader, predict, rows, tile, overlap, options, progress)
+        if instances is not None:
+            instances.close()
     return PredictResult(
         path=Path(out),
         class_pixels={name: int(n) for name, n in zip(meta.classes, counts, strict=True)},
         scale=scale,
         seconds=time.perf_counter() - start,
+        instances=Path(options.instances) if instances is not None else None,
+        objects=instances.count if instances is not None else None,
     )
 
 
@@ -141,7 +169,7 @@ def make_predictor(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """Batch of raw windows -> class probabilities, with autocast and optional TTA."""
     dtype = autocast_dtype(device, options.precision)
-    binary = meta.out_channels == 1
+    binary = meta.sigmoid
 
     def forward(batch: torch.Tensor) -> torch.Tensor:
         with (
@@ -282,12 +310,15 @@ class _RowWriter:
         writer: ClassMapWriter,
         reader: _SceneReader,
         *,
-        binary: bool,
+        mode: str,
         nodata: int,
         counts: np.ndarray,
+        threshold: float = 0.5,
+        instances: InstanceStream | None = None,
     ) -> None:
         self.writer, self.reader = writer, reader
-        self.binary, self.nodata, self.counts = binary, nodata, counts
+        self.mode, self.nodata, self.counts = mode, nodata, counts
+        self.threshold, self.instances = threshold, instances
         self.height, self.width = reader.info.shape
         self.model_height = reader.shape[0]
         self.buffer: np.ndarray | None = None  # model rows [self.top, self.top + len)
@@ -355,13 +386,15 @@ class _RowWriter:
         """Classes (and probabilities) for full-resolution rows starting at ``row``."""
         n = probs.shape[1]
         dtype = np.uint8 if self.nodata == 255 else np.uint16
-        if self.binary:
-            classes = (probs[0] > 0.5).astype(dtype)
+        valid = self.reader.valid(row, n)
+        if self.instances is not None:
+            self.instances.put(probs, valid)
+        if self.mode == "classes":
+            classes = probs.argmax(0).astype(dtype)
+        else:  # binary, or the footprint channel of an object model
+            classes = (probs[0] > self.threshold).astype(dtype)
             if self.writer.prob_path is not None:
                 probs = np.stack([1 - probs[0], probs[0]])
-        else:
-            classes = probs.argmax(0).astype(dtype)
-        valid = self.reader.valid(row, n)
         self.counts += np.bincount(classes[valid], minlength=len(self.counts))
         classes[~valid] = self.nodata
         self.writer.write_rows(row, classes, probs if self.writer.prob_path else None)

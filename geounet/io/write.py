@@ -19,6 +19,7 @@ from geounet.io.atomic import atomic_output
 from geounet.io.raster import RasterInfo
 
 CLASSES_TAG = "GEOUNET_CLASSES"
+INSTANCES_TAG = "GEOUNET_INSTANCES"  # instance rasters: the name of the objects' class
 
 
 def class_dtype(n_classes: int) -> str:
@@ -162,6 +163,64 @@ class ClassMapWriter:
                 if self._prob is not None:
                     self._prob.close()
                     _to_cog(self._prob_staging, self._prob_tmp, "AVERAGE")
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        return self._stack.__exit__(*exc)
+
+
+class InstanceMapWriter:
+    """Write an instance map (uint32 object ids, 0 = none) row band by row band.
+
+    Staged and converted to a COG like :class:`ClassMapWriter`; the ``GEOUNET_INSTANCES``
+    tag names the objects' class so that ``geounet vectorize`` makes one polygon per id.
+
+    Args:
+        path: Output path.
+        grid: The output grid.
+        class_name: Name of the objects' class (e.g. ``"building"``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], grid: RasterInfo, class_name: str) -> None:
+        self.path, self.grid, self.class_name = Path(path), grid, class_name
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> InstanceMapWriter:
+        stack = self._stack.__enter__()
+        self._tmp = stack.enter_context(atomic_output(self.path))
+        self._staging = self._tmp.with_name(self._tmp.name + ".stage.tif")
+        stack.callback(self._staging.unlink, missing_ok=True)
+        g = self.grid
+        profile = {
+            "driver": "GTiff",
+            "width": g.width,
+            "height": g.height,
+            "count": 1,
+            "dtype": "uint32",
+            "crs": g.crs,
+            "transform": g.transform,
+            "nodata": 0,
+            "tiled": True,
+            "blockxsize": 512,
+            "blockysize": 512,
+            "BIGTIFF": "IF_SAFER",
+        }
+        self._dst = rasterio.open(self._staging, "w", **profile)
+        stack.callback(self._dst.close)
+        self._dst.update_tags(**{INSTANCES_TAG: self.class_name})
+        self._dst.set_band_description(1, f"{self.class_name} id")
+        return self
+
+    def write_rows(self, row: int, ids: np.ndarray) -> None:
+        """Write object ids (n, width) starting at ``row``."""
+        window = Window(0, row, ids.shape[1], ids.shape[0])
+        self._dst.write(ids.astype(np.uint32, copy=False), 1, window=window)
+
+    def __exit__(self, *exc: object) -> bool | None:
+        try:
+            if exc[0] is None:
+                self._dst.close()
+                _to_cog(self._staging, self._tmp, "NEAREST")
         except BaseException:
             self._stack.__exit__(*sys.exc_info())
             raise

@@ -53,6 +53,9 @@ class ModelMeta:
     source: str = "geotiff"
     preprocess: dict[str, Any] = field(default_factory=dict)
     patch: list[int] | None = None
+    # separate objects: widths of the training target and the instance-step settings
+    # (see geounet.infer.instances); the outputs are footprint, border and contact logits
+    objects: dict[str, Any] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     geounet_version: str = __version__
     format_version: int = FORMAT_VERSION
@@ -61,6 +64,11 @@ class ModelMeta:
     def binary(self) -> bool:
         """True for one-logit foreground/background models."""
         return self.out_channels == 1
+
+    @property
+    def sigmoid(self) -> bool:
+        """True when every output channel is an independent sigmoid (binary, objects)."""
+        return self.out_channels == 1 or self.objects is not None
 
 
 def build_segmenter(meta: ModelMeta) -> Segmenter:

@@ -36,7 +36,7 @@ from geounet.io.stack import stack_rasters
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
 from geounet.runtime import autocast_dtype, select_device
-from geounet.train.losses import build_loss
+from geounet.train.losses import build_loss, build_object_loss
 from geounet.train.task import BestModelSaver, SegmentationTask
 
 if TYPE_CHECKING:  # configuration is read by geounet.api; fit takes the parsed sections
@@ -85,6 +85,9 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
     res = _crs_resolution(scenes[0], data.resolution)
     originals = scenes
     scenes = _resampled_scenes(scenes, res, run_dir / "cache")
+    first = raster_info(scenes[0])
+    pixel_m = first.ground_resolution * (res[0] / first.res[0] if res else 1.0)
+    objects = _object_widths(config, pixel_m)
     dataset = labelled_scenes(
         scenes,
         data.labels,
@@ -93,6 +96,7 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
         bands=data.bands,
         class_attribute=data.label_attribute,
         label_layer=data.label_layer,
+        objects=objects,
     )
     images = dataset.datasets[0]
     res = float(dataset.res[0])
@@ -118,7 +122,7 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
         architecture=config.model.name,
         arguments=dict(config.model.arguments),
         in_channels=len(images.band_indexes),
-        out_channels=1 if len(data.classes) == 2 else len(data.classes),
+        out_channels=3 if objects else 1 if len(data.classes) == 2 else len(data.classes),
         classes=list(data.classes),
         colors=[list(c) for c in (data.colors or default_colors(len(data.classes)))],
         bands=[images.all_bands[i - 1] for i in images.band_indexes],
@@ -132,6 +136,7 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
         timesteps=timesteps,
         band_indexes=list(data.bands) if data.bands else None,
         ground_resolution_m=native.ground_resolution * res / native.res[0],
+        objects=_objects_meta(config, objects),
     )
     sources = dict(zip(scenes, originals, strict=True))
     return Prepared(dataset, split, train_tile, val_tile, meta, sources)
@@ -186,12 +191,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
     task = SegmentationTask(
         model,
         len(config.data.classes),
-        loss=build_loss(
-            tcfg.loss or None,
-            num_classes=len(config.data.classes),
-            class_weights=tcfg.class_weights,
-            ignore_index=ignore_index,
-        ),
+        loss=_loss(config, meta, ignore_index),
         optimizer=tcfg.optimizer,
         learning_rate=tcfg.learning_rate,
         weight_decay=tcfg.weight_decay,
@@ -202,13 +202,15 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         else None,
         ignore_index=ignore_index,
         seed=tcfg.seed,
+        objects=meta.objects is not None,
+        ema=tcfg.ema,
     )
     model_path = run_dir / MODEL_FILE
 
     def saver_for(path: Path):
         def save(pl_module: SegmentationTask, metrics: dict[str, float]) -> None:
             meta.metrics = {k: round(v, 6) for k, v in metrics.items()}
-            save_bundle(pl_module.model, meta, path)
+            save_bundle(pl_module.inference_model, meta, path)
 
         return save
 
@@ -244,6 +246,43 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         epochs=trainer.current_epoch,
         seconds=time.perf_counter() - start,
     )
+
+
+def _loss(config: Config, meta: ModelMeta, ignore_index: int | None) -> torch.nn.Module:
+    tcfg = config.train
+    if meta.objects is not None:
+        return build_object_loss(
+            tcfg.loss or None, config.objects.weights, ignore_index=ignore_index
+        )
+    return build_loss(
+        tcfg.loss or None,
+        num_classes=len(config.data.classes),
+        class_weights=tcfg.class_weights,
+        ignore_index=ignore_index,
+    )
+
+
+def _object_widths(config: Config, pixel_m: float) -> tuple[int, int] | None:
+    """Border and contact widths in training pixels, or ``None`` without objects."""
+    from geounet.data.objects import metres_to_px
+
+    obj = config.objects
+    if not obj.enabled:
+        return None
+    widths = (metres_to_px(obj.border_m, pixel_m), metres_to_px(obj.contact_m, pixel_m))
+    log.info("object target: border %d px, contact %d px (%.3g m pixels)", *widths, pixel_m)
+    return widths
+
+
+def _objects_meta(config: Config, widths: tuple[int, int] | None) -> dict | None:
+    """The ``objects`` record of the model bundle (target widths, instance settings)."""
+    if widths is None:
+        return None
+    record = dataclasses.asdict(config.objects)
+    record.pop("enabled")
+    record.pop("weights")
+    record["border_px"], record["contact_px"] = widths
+    return record
 
 
 def _loaders(config: Config, prepared: Prepared) -> tuple[DataLoader, DataLoader]:

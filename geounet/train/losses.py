@@ -214,6 +214,56 @@ def build_loss(
     )
 
 
+class ObjectLoss(nn.Module):
+    """Loss of footprint / border / contact models: the binary loss on each channel.
+
+    Targets are the bit-packed masks of :func:`geounet.data.objects.object_target`
+    (bit ``k`` is channel ``k``); ``ignore_index`` pixels are excluded from all three.
+
+    Args:
+        loss: The binary loss applied to each channel (a one-channel :class:`WeightedLoss`).
+        weights: Weight of the footprint, border and contact terms.
+        ignore_index: Target value excluded from every term.
+    """
+
+    def __init__(
+        self, loss: nn.Module, weights: Sequence[float], ignore_index: int | None = None
+    ) -> None:
+        super().__init__()
+        self.loss = loss
+        self.weights = [float(w) for w in weights]
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Weighted sum over channels for logits (N, 3, H, W) and bit masks (N, H, W)."""
+        if logits.shape[1] != len(self.weights):
+            raise ValueError(
+                f"object loss expects {len(self.weights)} channels, got {logits.shape[1]}"
+            )
+        target = target.long()
+        ignored = target == self.ignore_index if self.ignore_index is not None else None
+        total = logits.new_zeros((), dtype=torch.float32)
+        for k, weight in enumerate(self.weights):
+            if weight == 0:
+                continue
+            bit = (target >> k) & 1
+            if ignored is not None:
+                bit = bit.masked_fill(ignored, self.ignore_index)
+            total = total + weight * self.loss(logits[:, k : k + 1], bit)
+        return total
+
+
+def build_object_loss(
+    weights: Mapping[str, float] | None,
+    channel_weights: Sequence[float],
+    *,
+    ignore_index: int | None = None,
+) -> ObjectLoss:
+    """The per-channel loss of a footprint / border / contact model (``objects.weights``)."""
+    binary = build_loss(weights, num_classes=2, ignore_index=ignore_index)
+    return ObjectLoss(binary, channel_weights, ignore_index=ignore_index)
+
+
 def _is_weight(value: object) -> bool:
     return (
         isinstance(value, int | float)

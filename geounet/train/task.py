@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from geounet.models.segmenter import Segmenter
 from geounet.train.losses import SegmentationLoss
@@ -33,6 +34,10 @@ class SegmentationTask(L.LightningModule):
         ignore_index: Label value excluded from the validation metrics.
         seed: Base seed; epoch ``e`` reseeds the augmentation RNG with ``seed + e`` so that
             a resumed run continues exactly as an uninterrupted one.
+        objects: The model predicts footprint / border / contact channels and masks are
+            bit-packed (:mod:`geounet.data.objects`); validation scores the footprint.
+        ema: Decay of an exponential moving average of the weights and batch-norm
+            statistics, used for validation and saved as the model; None: off.
     """
 
     def __init__(
@@ -49,6 +54,8 @@ class SegmentationTask(L.LightningModule):
         augment: Augment | None = None,
         ignore_index: int | None = None,
         seed: int = 0,
+        objects: bool = False,
+        ema: float | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -62,11 +69,28 @@ class SegmentationTask(L.LightningModule):
         self.augment = augment
         self.ignore_index = ignore_index
         self.seed = seed
+        self.objects = objects
         self.confusion = ConfusionMatrix(num_classes)
+        self.ema = None
+        if ema:
+            self.ema = AveragedModel(
+                model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True
+            )
+            self.ema.requires_grad_(False)
+
+    @property
+    def inference_model(self) -> Segmenter:
+        """The model to validate and save: the weight average when EMA is on."""
+        return self.ema.module if self.ema is not None else self.model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for raw images."""
+        """Logits for raw images (of the averaged model when EMA is on)."""
         return self.model(x)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Update the weight average after each optimisation step."""
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Reseed the augmentation RNG at each epoch's first batch (exact resumption).
@@ -92,11 +116,14 @@ class SegmentationTask(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Accumulate the loss and the confusion matrix."""
-        logits = self(batch["image"])
-        self.log("val_loss", self.loss(logits, batch["mask"]), on_epoch=True)
-        self.confusion.update(
-            predicted_classes(logits), batch["mask"], ignore_index=self.ignore_index
-        )
+        logits = self.inference_model(batch["image"])
+        mask = batch["mask"]
+        self.log("val_loss", self.loss(logits, mask), on_epoch=True)
+        if self.objects:  # score the footprint channel against the footprint bit
+            logits = logits[:, :1]
+            keep = mask == self.ignore_index if self.ignore_index is not None else None
+            mask = mask & 1 if keep is None else (mask & 1).masked_fill(keep, self.ignore_index)
+        self.confusion.update(predicted_classes(logits), mask, ignore_index=self.ignore_index)
 
     def on_validation_epoch_end(self) -> None:
         """Log IoU (foreground for binary tasks, mean otherwise) and pixel accuracy."""
@@ -107,7 +134,7 @@ class SegmentationTask(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """The optimizer and its learning-rate schedule."""
-        params, lr, wd = self.parameters(), self.learning_rate, self.weight_decay
+        params, lr, wd = self.model.parameters(), self.learning_rate, self.weight_decay
         if self.optimizer_name == "adamw":
             optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
         elif self.optimizer_name == "sgd":

@@ -57,6 +57,9 @@ def vectorize_raster(
             tag, else ``class_<id>``.
         progress: Called with (windows done, windows in all).
 
+    An instance map (``geounet predict --instances``, tagged ``GEOUNET_INSTANCES``) gives
+    one polygon per object id, so touching objects stay separate.
+
     Returns:
         GeoDataFrame in the raster's CRS with ``class_id``, ``class_name``, ``area_m2``,
         ``perimeter_m`` (geodesic, WGS84 ellipsoid), ``confidence`` when probabilities
@@ -66,7 +69,21 @@ def vectorize_raster(
     with RasterClassSource(path, probabilities) as source:
         names = list(class_names) if class_names is not None else source.class_names()
         src = source.src
+        instance_class = source.instance_class()
         try:
+            if instance_class is not None:  # one polygon per object id
+                names = ["background", instance_class]
+                regions = polygonize_source(
+                    source,
+                    None,
+                    connectivity=options.connectivity,
+                    window=options.window,
+                    progress=progress,
+                    instances=True,
+                )
+                regions.class_ids = [1] * len(regions.class_ids)
+                regions = regions.sorted()  # by position
+                return _frame(regions, src.transform, src.crs, src.bounds, names, options)
             classes = resolve_classes(options.classes, names, "classes")
             regions = polygonize_source(
                 source,
@@ -107,6 +124,7 @@ def polygonize(
     class_names: Sequence[str] | None = None,
     nodata: int | None = None,
     probabilities: np.ndarray | None = None,
+    instances: bool = False,
 ) -> gpd.GeoDataFrame:
     """Polygons of an in-memory class map (see :func:`vectorize_raster`).
 
@@ -118,6 +136,8 @@ def polygonize(
         class_names: Names indexed by class id; missing ids are named ``class_<id>``.
         nodata: Value of pixels without data (skipped unless listed in the classes).
         probabilities: Optional (K, H, W) or (H, W) probabilities for ``confidence``.
+        instances: ``mask`` is an instance map (object ids, 0 none): one polygon per
+            object of class 1 (``class_names[1]``), touching objects kept apart.
 
     Returns:
         GeoDataFrame as :func:`vectorize_raster` returns.
@@ -127,10 +147,17 @@ def polygonize(
     options = options or VectorizeOptions()
     crs = CRS.from_user_input(crs)
     source = array_source(mask, probabilities, nodata)
-    classes = resolve_classes(options.classes, class_names, "classes")
-    regions = polygonize_source(
-        source, classes, connectivity=options.connectivity, window=options.window
-    )
+    if instances:
+        regions = polygonize_source(
+            source, None, connectivity=options.connectivity, window=options.window, instances=True
+        )
+        regions.class_ids = [1] * len(regions.class_ids)
+        regions = regions.sorted()
+    else:
+        classes = resolve_classes(options.classes, class_names, "classes")
+        regions = polygonize_source(
+            source, classes, connectivity=options.connectivity, window=options.window
+        )
     h, w = source.height, source.width
     corners = np.array([transform * (0, 0), transform * (w, h)])
     bounds = (*corners.min(axis=0), *corners.max(axis=0))

@@ -26,9 +26,10 @@ import rasterio.features
 import shapely
 from affine import Affine
 from scipy import ndimage
+from skimage import measure
 
 from geounet.errors import DataError, InputFileNotFoundError, InvalidRasterError
-from geounet.io.write import CLASSES_TAG
+from geounet.io.write import CLASSES_TAG, INSTANCES_TAG
 
 Progress = Callable[[int, int], None]
 
@@ -128,6 +129,7 @@ def polygonize_source(
     connectivity: int = 4,
     window: int = 2048,
     progress: Progress | None = None,
+    instances: bool = False,
 ) -> Regions:
     """Polygonize ``source`` window by window (see the module docstring).
 
@@ -137,12 +139,15 @@ def polygonize_source(
         connectivity: 4 or 8.
         window: Window side in pixels.
         progress: Called with (windows done, windows in all).
+        instances: ``source`` is an instance map (object ids, 0 none): every connected
+            region of one id is a region, even where objects touch; ``classes`` is ignored
+            and each region's ``class_id`` is its object id.
 
     Returns:
         The regions in pixel coordinates, sorted.
     """
     grid = source.windows(window)
-    merger = _SeamMerger(connectivity, source.read_prob is not None, source.width)
+    merger = _SeamMerger(connectivity, source.read_prob is not None, source.width, instances)
     flat = [(r, c, win) for r, row in enumerate(grid) for c, win in enumerate(row)]
     # One reader thread decodes the next window while this one is polygonized (GDAL
     # releases the GIL while it reads); only that thread touches the class-map dataset.
@@ -165,8 +170,11 @@ def polygonize_source(
 class _SeamMerger:
     """Label windows, hold regions that touch inner edges, merge them across seams."""
 
-    def __init__(self, connectivity: int, with_prob: bool, width: int) -> None:
+    def __init__(
+        self, connectivity: int, with_prob: bool, width: int, instances: bool = False
+    ) -> None:
         self.connectivity = connectivity
+        self.instances = instances
         self.structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
         self.regions = Regions(prob_sum=[] if with_prob else None)
         self.next_label = 1
@@ -270,6 +278,17 @@ class _SeamMerger:
 
     def _label(self, values: np.ndarray, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Window-local region labels (int32) and the class id of each label (0 unused)."""
+        if self.instances:  # regions of equal non-zero value, in one pass
+            lab, n = measure.label(
+                values,
+                background=0,
+                connectivity=1 if self.connectivity == 4 else 2,
+                return_num=True,
+            )
+            classes = np.zeros(n + 1, np.int64)
+            classes[lab.ravel()] = values.ravel()
+            classes[0] = 0
+            return lab.astype(np.int32, copy=False), classes
         labels = np.zeros(values.shape, np.int32)
         classes = [0]
         for cid in ids:
@@ -295,6 +314,10 @@ class _SeamMerger:
     ) -> np.ndarray:
         """Sum, per label, of each pixel's probability for its own class."""
         y, x, h, w = win
+        if self.instances:  # every object is of class 1
+            plane = source.read_prob(y, x, h, w, [1])[0].astype(np.float64)
+            conf = np.where(values > 0, plane, 0.0)
+            return np.bincount(labels.ravel(), weights=conf.ravel(), minlength=n + 1)
         planes = source.read_prob(y, x, h, w, ids)
         conf = np.zeros(values.shape, np.float64)
         for plane, cid in zip(planes, ids, strict=True):
@@ -431,6 +454,10 @@ class RasterClassSource(ClassSource):
     def class_names(self) -> list[str] | None:
         """Names from the ``GEOUNET_CLASSES`` tag, if present."""
         return tag_class_names(self.path, self.src.tags())
+
+    def instance_class(self) -> str | None:
+        """The objects' class name of an instance map (``GEOUNET_INSTANCES`` tag), else None."""
+        return self.src.tags().get(INSTANCES_TAG)
 
     def __enter__(self) -> RasterClassSource:
         return self

@@ -395,3 +395,25 @@ def test_segmentation_loss_accepts_half_precision_logits_and_backpropagates() ->
     assert loss.dtype == torch.float32
     loss.backward()
     assert logits.grad is not None and torch.isfinite(logits.grad.float()).all()
+
+
+def test_object_loss_is_the_binary_loss_of_each_bit() -> None:
+    from geounet.train.losses import build_object_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8)
+    target = torch.randint(0, 8, (2, 8, 8))
+    target[0, :2] = 255  # ignored in every channel
+    loss = build_object_loss(None, [1.0, 0.5, 2.0], ignore_index=255)
+    single = build_loss(None, num_classes=2, ignore_index=255)
+    expected = 0
+    for k, w in enumerate([1.0, 0.5, 2.0]):
+        bit = ((target >> k) & 1).masked_fill(target == 255, 255)
+        expected = expected + w * single(logits[:, k : k + 1], bit)
+    torch.testing.assert_close(loss(logits, target), expected)
+    # ignored pixels do not matter
+    changed = logits.clone()
+    changed[0, :, :2] = 100.0
+    torch.testing.assert_close(loss(changed, target), loss(logits, target))
+    with pytest.raises(ValueError, match="3 channels"):
+        loss(logits[:, :2], target)

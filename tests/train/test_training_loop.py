@@ -105,3 +105,28 @@ def test_training_options(scene, tmp_path: Path, overrides: dict) -> None:
         assert np.allclose(meta.mean, meta.clip_low)
     else:
         assert meta.clip_low is None
+
+
+def test_ema_weights_are_validated_saved_and_resumed(scene, tmp_path: Path) -> None:
+    img, labels = scene
+    ema = {"train.ema": 0.8}
+    straight = fit(_config(tmp_path / "a", img, labels, **ema), progress=False)
+    checkpoint = torch.load(tmp_path / "a" / "last.ckpt", weights_only=True)["state_dict"]
+    saved = load_file(tmp_path / "a" / "last.safetensors")
+    averaged = {
+        k.removeprefix("ema.module."): v for k, v in checkpoint.items() if "ema.module." in k
+    }
+    raw = {k.removeprefix("model."): v for k, v in checkpoint.items() if k.startswith("model.")}
+    assert averaged and set(saved) <= set(averaged)
+    for key in saved:  # the bundle holds the average, not the last raw weights
+        torch.testing.assert_close(saved[key], averaged[key], msg=key)
+    assert any(not torch.equal(saved[k], raw[k]) for k in saved if saved[k].is_floating_point())
+    # an interrupted EMA run resumes to the same average
+    fit(_config(tmp_path / "b", img, labels, **ema, **{"train.max_epochs": 2}), progress=False)
+    config_b = tmp_path / "b" / "config.yaml"
+    config_b.write_text(config_b.read_text().replace("max_epochs: 2", "max_epochs: 4"))
+    resumed = resume(tmp_path / "b", progress=False)
+    b = load_file(tmp_path / "b" / "last.safetensors")
+    for key in saved:
+        torch.testing.assert_close(saved[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert resumed.best_val_iou == pytest.approx(straight.best_val_iou, abs=1e-4)

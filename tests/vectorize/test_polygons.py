@@ -152,3 +152,27 @@ def test_rasterized_back_matches_for_every_window() -> None:
             zip(gdf.geometry, gdf.class_id, strict=True), out_shape=m.shape, transform=TRANSFORM
         )
         assert (back == m).mean() > 0.999
+
+
+def test_instance_maps_give_one_polygon_per_object_streamed_as_whole():
+    """Touching objects stay apart; windows and seams do not change the polygons."""
+    rng = np.random.default_rng(1)
+    inst = np.zeros((300, 300), np.int32)
+    k = 1
+    for r in range(0, 290, 23):  # a grid of rectangles, many touching their neighbours
+        for c in range(0, 290, 31):
+            inst[r : r + rng.integers(10, 24), c : c + rng.integers(12, 32)] = k
+            k += 1
+    inst[100:200, 100:130] = 999  # one object across several 64-px windows
+    transform = Affine(0.5, 0, 1000, 0, -0.5, 2000)
+    kwargs = {"class_names": ["background", "building"], "instances": True}
+    streamed = polygonize(inst, transform, "EPSG:32636", VectorizeOptions(window=64), **kwargs)
+    whole = polygonize(inst, transform, "EPSG:32636", VectorizeOptions(window=4096), **kwargs)
+    assert len(streamed) == len(whole) == len(np.unique(inst)) - 1
+    assert all(a.equals(b) for a, b in zip(streamed.geometry, whole.geometry, strict=True))
+    assert set(streamed["class_name"]) == {"building"}
+    big = streamed.geometry[streamed.area.argmax()]
+    assert big.area == pytest.approx(100 * 30 * 0.25)
+    # the class map of the same objects merges touching ones into fewer regions
+    merged = polygonize(inst > 0, transform, "EPSG:32636", class_names=["background", "b"])
+    assert len(merged) < len(whole)
