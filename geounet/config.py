@@ -124,6 +124,7 @@ class AugmentConfig:
     contrast: float = 0.2
     gain: float = 0.1  # per-band relative change (colour shifts)
     saturation: float = 0.3  # maximum desaturation (3-band images)
+    hue: float = 0.0  # maximum hue rotation, fraction of a turn (3-band images; 0.5 = any)
     noise: float = 0.03  # Gaussian noise, relative to each sample's standard deviation
 
 
@@ -318,6 +319,7 @@ def _check_values(config: Config) -> None:
         (train.accumulate >= 1, "train.accumulate", "must be at least 1"),
         (train.oversample_factor >= 1, "train.oversample_factor", "must be >= 1"),
         (train.ema is None or 0 <= train.ema < 1, "train.ema", "must be in [0, 1) or null"),
+        (0 <= config.augmentation.hue <= 0.5, "augmentation.hue", "must be in [0, 0.5]"),
         (
             len(data.percentiles) == 2 and 0 <= data.percentiles[0] < data.percentiles[1] <= 100,
             "data.percentiles",

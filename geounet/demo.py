@@ -9,7 +9,7 @@ from pathlib import Path
 
 import rasterio
 
-from geounet.config import Config, DataConfig, ModelConfig, TrainConfig
+from geounet.config import Config, DataConfig, ModelConfig, ObjectsConfig, TrainConfig
 from geounet.data.synthetic import make_building_scene
 from geounet.io.labels import rasterize_labels, read_labels
 
@@ -72,7 +72,9 @@ def run_demo(
             max_minutes=minutes,
             patience=1000,
             learning_rate=2e-3,
+            ema=0.95,  # validate and keep a moving average of the weights: no swings
         ),
+        objects=ObjectsConfig(enabled=True, min_area_m2=4.0),  # one polygon per building
         run_dir=str(out / "run"),
     )
     echo(f"[2/4] training a U-Net for up to {minutes:g} min on {train_scene.image_path.name} ...")
@@ -84,17 +86,18 @@ def run_demo(
     echo(f"[3/4] predicting {test_scene.image_path.name} ...")
     mask_path = out / "test_mask.tif"
     proba_path = out / "test_proba.tif"
+    instances_path = out / "test_instances.tif"
     gu.predict(
         result.model_path,
         test_scene.image_path,
         mask_path,
-        gu.PredictOptions(probabilities=proba_path),
+        gu.PredictOptions(probabilities=proba_path, instances=instances_path),
     )
 
-    echo("[4/4] vectorizing (regularized footprints, mean confidence) ...")
+    echo("[4/4] vectorizing (one regularized footprint per building, mean confidence) ...")
     polygons_path = out / "test_buildings_predicted.geojson"
     options = gu.VectorizeOptions(min_area_m2=4.0, fill_holes_m2=4.0, regularize=True)
-    gdf = gu.vectorize(mask_path, polygons_path, options, probabilities=proba_path)
+    gdf = gu.vectorize(instances_path, polygons_path, options, probabilities=proba_path)
 
     with rasterio.open(mask_path) as src:
         pred = src.read(1) == 1
@@ -115,6 +118,7 @@ def run_demo(
     echo(f"buildings: {demo.n_pred} predicted polygons, {demo.n_true} true")
     echo(f"model:    {demo.model}")
     echo(f"mask:     {demo.mask}  (class probabilities: {demo.mask.with_name('test_proba.tif')})")
+    echo(f"objects:  {instances_path}  (one id per building)")
     echo(f"polygons: {demo.polygons}  (area_m2, perimeter_m, confidence)")
     return demo
 

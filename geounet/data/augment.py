@@ -9,6 +9,8 @@ and illumination. Everything is band-agnostic: any band count works.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import kornia.augmentation as K
@@ -51,8 +53,9 @@ def photometric(
     saturation: float = 0.3,
     noise: float = 0.03,
     group: int = 1,
+    hue: float = 0.0,
 ) -> Tensor:
-    """Random brightness, contrast, per-band gain, saturation and Gaussian noise.
+    """Random brightness, contrast, per-band gain, saturation, hue and Gaussian noise.
 
     Works on raw values of any range: contrast pivots on each sample's mean and noise
     scales with each sample's standard deviation.
@@ -66,6 +69,9 @@ def photometric(
         noise: Noise standard deviation relative to the sample's.
         group: Consecutive channels that are one band (2.5D: the neighbouring slices of
             one modality): they share one gain, and saturation is off.
+        hue: Maximum hue rotation as a fraction of a full turn (0.5: any hue), 3-band
+            images only: each pixel's colour turns about the grey axis, so grey stays grey
+            and brightness is kept (red roofs become blue, blue ones red, ...).
 
     Returns:
         The jittered images (float32).
@@ -87,7 +93,21 @@ def photometric(
         grey = x.mean(dim=1, keepdim=True)
         amount = torch.rand(n, 1, *spatial, device=x.device) * saturation
         x = x + (grey - x) * amount
+    if c == 3 and hue > 0 and group == 1:
+        angle = (torch.rand(n, device=x.device) * 2 - 1) * (2 * math.pi * hue)
+        x = torch.einsum("nij,nj...->ni...", _hue_rotation(angle), x)
     return x + torch.randn_like(x) * std * noise
+
+
+def _hue_rotation(angle: Tensor) -> Tensor:
+    """(N, 3, 3) rotations of RGB about the grey axis (1, 1, 1) by ``angle`` radians."""
+    u = torch.full((3,), 1 / math.sqrt(3), device=angle.device)
+    cross = torch.tensor(
+        [[0.0, -u[2], u[1]], [u[2], 0.0, -u[0]], [-u[1], u[0], 0.0]], device=angle.device
+    )
+    cos, sin = angle.cos()[:, None, None], angle.sin()[:, None, None]
+    eye = torch.eye(3, device=angle.device)
+    return cos * eye + sin * cross + (1 - cos) * torch.outer(u, u)
 
 
 def rot90(image: Tensor, mask: Tensor, p: float) -> tuple[Tensor, Tensor]:
@@ -160,6 +180,7 @@ class Augmenter(nn.Module):
             "gain": config.gain,
             "saturation": config.saturation,
             "noise": config.noise,
+            "hue": getattr(config, "hue", 0.0),
         }
         self.channel_group = channel_group
 

@@ -161,3 +161,21 @@ def test_rot90_non_square_windows_only_turn_half() -> None:
     assert out_image.shape == image.shape
     assert torch.equal(out_image, image.rot90(2, (-2, -1)))
     assert torch.equal(out_mask, mask.rot90(2, (-2, -1)))
+
+
+def test_hue_rotation_turns_colours_about_the_grey_axis() -> None:
+    import math
+
+    from geounet.data.augment import _hue_rotation, photometric
+
+    turn = _hue_rotation(torch.tensor([2 * math.pi / 3]))[0]
+    torch.testing.assert_close(turn @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]))
+    grey = torch.tensor([0.4, 0.4, 0.4])
+    torch.testing.assert_close(turn @ grey, grey)
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 8, 8) * 200
+    still = {"brightness": 0, "contrast": 0, "gain": 0, "saturation": 0, "noise": 0}
+    y = photometric(x, **still, hue=0.5)
+    torch.testing.assert_close(y.mean(1), x.mean(1), rtol=1e-4, atol=1e-3)  # brightness kept
+    assert (y - x).abs().max() > 1  # colours changed
+    torch.testing.assert_close(photometric(x, **still, hue=0.0), x)
