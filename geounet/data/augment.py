@@ -10,7 +10,6 @@ and illumination. Everything is band-agnostic: any band count works.
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import kornia.augmentation as K
