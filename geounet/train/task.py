@@ -84,7 +84,7 @@ class SegmentationTask(L.LightningModule):
         return self.ema.module if self.ema is not None else self.model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for raw images (of the averaged model when EMA is on)."""
+        """Logits of the trained (raw, not averaged) model for raw images."""
         return self.model(x)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
