@@ -117,6 +117,8 @@ def evaluate(
             pixels.append(res)
             objects.append(_region_objects(region, pred, inst_path, labels, label_attribute, meta))
             samples.extend(_example_windows(rgb, truth, pred, n_windows))
+            if i == 0:
+                first_rgb = rgb
     metrics = confusion.scores(meta.classes)
     metrics["regions"] = len(regions)
     metrics["boundary"] = _boundary_metrics(preds, truths, pixels, meta)
@@ -124,9 +126,17 @@ def evaluate(
     metrics_path = out / "metrics.json"
     with atomic_output(metrics_path) as tmp_path:
         tmp_path.write_text(json.dumps(metrics, indent=2, allow_nan=True))
-    from geounet.report import training_curves_figure, windows_figure, write_report
+    from geounet.report import (
+        objects_figure,
+        training_curves_figure,
+        windows_figure,
+        write_report,
+    )
 
     figures = [windows_figure(samples[:n_windows], meta, out / "windows.png")]
+    if len(meta.classes) == 2:  # predicted and true objects of the first region
+        pred_polys, true_polys = objects[0][meta.classes[1]]
+        figures.append(objects_figure(first_rgb, pred_polys, true_polys, out / "objects.png"))
     curves = Path(model).with_name("metrics.csv")
     if curves.exists():
         figures.append(training_curves_figure(curves, out / "training_curves.png"))
@@ -251,7 +261,8 @@ def _region_objects(
             np.asarray(gdf.geometry.values, dtype=object), lambda xy: xy @ matrix + offset
         )
         geoms = shapely.intersection(geoms, box)
-        class_ids = gdf["class_id"].to_numpy()
+        inside = ~shapely.is_empty(geoms)
+        geoms, class_ids = geoms[inside], gdf["class_id"].to_numpy()[inside]
         true_polys = {int(c): geoms[class_ids == c] for c in np.unique(class_ids)}
     result = {}
     for class_id, name in enumerate(meta.classes):

@@ -62,6 +62,50 @@ def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Pat
     return _save(fig, path)
 
 
+def objects_figure(rgb: np.ndarray, pred: Sequence[Any], truth: Sequence[Any], path: Path) -> Path:
+    """Outlines over the image: matched predictions green, unmatched red, missed truths blue.
+
+    Args:
+        rgb: (bands, H, W) image of the region.
+        pred: Predicted polygons in the region's pixel coordinates (x = column).
+        truth: True polygons in the same coordinates.
+        path: Output PNG.
+    """
+    import shapely
+
+    from geounet.vectorize.score import matched_flags
+
+    plt = _pyplot()
+    hit_p, hit_t = matched_flags(pred, truth)
+    h, w = rgb.shape[1:]
+    scale = max(1.0, max(h, w) / 1200)  # figures stay readable in size
+    side = 10  # inches of the longer image side
+    fig, axes = plt.subplots(
+        1, 2, figsize=(2 * side * w / max(h, w) + 0.4, side * h / max(h, w) + 0.8)
+    )
+    image = _display(rgb[:, :: int(scale), :: int(scale)])
+    titles = ("truth (blue: missed)", "prediction (green: matched)")
+    for ax, title in zip(axes, titles, strict=True):
+        ax.imshow(image, extent=(0, w, h, 0), interpolation="nearest")
+        ax.set_title(title)
+        ax.axis("off")
+
+    def outline(ax: Any, geoms: Sequence[Any], flags: np.ndarray, on: str, off: str) -> None:
+        for geom, flag in zip(geoms, flags, strict=True):
+            for part in shapely.get_parts(geom):
+                if part.geom_type != "Polygon" or part.is_empty:
+                    continue
+                x, y = part.exterior.xy
+                ax.plot(x, y, color=on if flag else off, linewidth=1.2)
+
+    outline(axes[0], list(truth), hit_t, "white", "tab:blue")
+    outline(axes[1], list(pred), hit_p, "lime", "red")
+    fig.suptitle(
+        f"{int(hit_p.sum())} matched (IoU > 0.5) of {len(truth)} true, {len(pred)} predicted"
+    )
+    return _save(fig, path)
+
+
 def training_curves_figure(metrics_csv: Path, path: Path) -> Path:
     """Loss and validation IoU per epoch from a run's ``metrics.csv``."""
     plt = _pyplot()

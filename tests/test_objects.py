@@ -184,7 +184,9 @@ def test_evaluate_reports_polygon_objects_merges_and_splits(object_run, tmp_path
     assert objects["n_true"] == 40 and objects["instances"] is True
     assert objects["tp"] + objects["fn"] == objects["n_true"]
     assert "50 m2" in objects["rule"]
-    assert "merges (true inside)" in (tmp_path / "ev" / "report.md").read_text()
+    report = (tmp_path / "ev" / "report.md").read_text()
+    assert "merges (true inside)" in report and "objects.png" in report
+    assert (tmp_path / "ev" / "objects.png").stat().st_size > 1000
 
 
 def test_objects_config_is_checked(tmp_path: Path) -> None:
@@ -199,3 +201,7 @@ def test_objects_config_is_checked(tmp_path: Path) -> None:
         load_config(None, ["objects.enabled=true", "objects.seed_threshold=2"])
     with pytest.raises(ConfigError, match=r"train\.ema"):
         load_config(None, ["train.ema=1.5"])
+    with pytest.raises(ConfigError, match=r"augmentation\.hue"):
+        load_config(None, ["augmentation.hue=0.7"])
+    with pytest.raises(ConfigError, match="GeoTIFF scenes only"):
+        load_config(None, ["objects.enabled=true", "data.source=folders"])

@@ -94,6 +94,32 @@ def score_polygons(
     )
 
 
+def matched_flags(
+    pred: Sequence[Any] | np.ndarray,
+    truth: Sequence[Any] | np.ndarray,
+    *,
+    iou_threshold: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which predicted and which true polygons :func:`score_polygons` matches (for figures).
+
+    Returns:
+        Two boolean arrays aligned with ``pred`` and ``truth`` (no area filter).
+    """
+    p = np.asarray(list(pred), dtype=object)
+    t = np.asarray(list(truth), dtype=object)
+    flags_p, flags_t = np.zeros(len(p), bool), np.zeros(len(t), bool)
+    if not p.size or not t.size:
+        return flags_p, flags_t
+    pairs = _overlaps(shapely.make_valid(p), shapely.make_valid(t))
+    for k in np.argsort(-pairs["iou"], kind="stable"):
+        if pairs["iou"][k] <= iou_threshold:
+            break
+        a, b = int(pairs["p"][k]), int(pairs["t"][k])
+        if not (flags_p[a] or flags_t[b]):
+            flags_p[a] = flags_t[b] = True
+    return flags_p, flags_t
+
+
 def _clean(geoms: Sequence[Any] | np.ndarray, min_area: float) -> np.ndarray:
     g = np.asarray(list(geoms), dtype=object)
     if g.size == 0:

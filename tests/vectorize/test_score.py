@@ -44,3 +44,12 @@ def test_one_to_one_matching_and_empty_sets():
     assert none_found.recall == 0.0 and none_found.f1 == 0.0
     with pytest.raises(ValueError, match="iou_threshold"):
         score_polygons(pred, truth, iou_threshold=1.0)
+
+
+def test_matched_flags_follow_the_matching() -> None:
+    from geounet.vectorize.score import matched_flags
+
+    truth = [box(0, 0, 10, 10), box(20, 0, 30, 10)]
+    pred = [box(0, 0, 10, 9), box(20, 0, 22, 10), box(50, 0, 60, 10)]
+    hit_p, hit_t = matched_flags(pred, truth)
+    assert hit_p.tolist() == [True, False, False] and hit_t.tolist() == [True, False]
