@@ -73,15 +73,17 @@ def test_touching_buildings_become_one_polygon_each(tmp_path: Path) -> None:
     scene = _oracle_scene(tmp_path / "scene.tif")
     mask, inst = tmp_path / "mask.tif", tmp_path / "mask_instances.tif"
     # small windows: the touching pair spans window seams of the streamed prediction
-    options = gu.PredictOptions(tile=48, overlap=8, instances=inst)
+    proba = tmp_path / "mask_proba.tif"
+    options = gu.PredictOptions(tile=48, overlap=8, instances=inst, probabilities=proba)
     result = gu.predict(_oracle_model(), scene, mask, options)
     assert result.objects == 3 and result.instances == inst
     with rasterio.open(inst) as src:
         ids = src.read(1)
         assert src.tags()["GEOUNET_INSTANCES"] == "building" and src.dtypes[0] == "uint32"
     assert len(np.unique(ids[ids > 0])) == 3
-    gdf = gu.vectorize(inst, tmp_path / "footprints.gpkg")
+    gdf = gu.vectorize(inst, tmp_path / "footprints.gpkg", probabilities=proba)
     assert len(gdf) == 3 and set(gdf["class_name"]) == {"building"}
+    assert (gdf["confidence"] > 0.99).all()  # mean footprint probability of each object
     areas = sorted(gdf.area.round(2))
     assert areas == pytest.approx(sorted([30 * 30 * 0.25, 30 * 35 * 0.25, 25 * 30 * 0.25]), rel=0.1)
     pair = [g for g in gdf.geometry if g.area > 200]
