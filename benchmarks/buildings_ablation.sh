@@ -17,14 +17,16 @@ binary=(--set objects.enabled=false --set train.ema=null --set augmentation.brig
 declare -A runs=(
   [kampala_objects]=""
   [kampala_binary]="${binary[*]}"
-  [kampala_objects_noema]="--set train.ema=null"
+  [kampala_objects_hue]="--set augmentation.hue=0.5 --set augmentation.gain=0.3"
   [kampala_binary_ema_aug]="--set objects.enabled=false"
   [atlanta_objects]="${atlanta[*]}"
   [atlanta_binary]="${atlanta[*]} ${binary[*]}"
 )
 phase=${PHASE:-all}
 mkdir -p "$out"
-for run in ${@:-kampala_objects kampala_binary atlanta_objects atlanta_binary}; do
+all="kampala_binary kampala_objects kampala_objects_hue kampala_binary_ema_aug atlanta_binary"
+all+=" atlanta_objects"
+for run in ${@:-$all}; do
   if [[ $phase != evaluate ]]; then
     # shellcheck disable=SC2086
     $bin/geounet -q train configs/buildings.yaml ${runs[$run]} --set run_dir="$out/$run" \
