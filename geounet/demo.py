@@ -30,7 +30,7 @@ class DemoResult:
 def run_demo(
     out_dir: str | os.PathLike[str] = "demo_output",
     *,
-    minutes: float = 1.5,
+    minutes: float = 2.5,
     progress: bool = True,
     echo: Callable[[str], None] = print,
     train_size: int = 1536,
@@ -72,7 +72,7 @@ def run_demo(
             max_minutes=minutes,
             patience=1000,
             learning_rate=2e-3,
-            ema=0.95,  # validate and keep a moving average of the weights: no swings
+            ema=0.9,  # validate and keep a moving average of the weights: no swings
         ),
         objects=ObjectsConfig(enabled=True, min_area_m2=4.0),  # one polygon per building
         run_dir=str(out / "run"),

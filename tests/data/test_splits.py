@@ -168,3 +168,17 @@ def test_fitting_tile_below_the_multiple() -> None:
     assert fitting_tile(rois, 1.0, 16) == 16
     with pytest.raises(DataError, match="need at least 16"):
         fitting_tile([shapely.box(0, 0, 10, 10)], 1.0, 16)
+
+
+def test_grid_windows_stay_inside_a_strip_that_is_no_multiple_of_the_tile(tmp_path: Path) -> None:
+    """A 77-px validation strip at the scene's edge: no window hangs over into padding."""
+    ds, _ = _dataset(tmp_path, height=300, width=300)
+    split = spatial_split(ds, val_fraction=0.25)
+    val = split.val[0]
+    windows = [_window(q) for q in grid_sampler(ds, split.val, size=64)]
+    assert val.difference(shapely.union_all(windows)).area == pytest.approx(0.0, abs=1e-6)
+    for w in windows:
+        assert val.buffer(1e-6).contains(w)  # no zero padding in any validation window
+    assert len({w.bounds for w in windows}) == len(windows)
+    sample = ds[next(iter(grid_sampler(ds, split.val, size=64)))]
+    assert sample["image"].shape[-2:] == (64, 64)
