@@ -105,9 +105,13 @@ def predict(
     stacked as in training) and ``out`` a COG on its grid. For other models it is a chip,
     a NIfTI case (its folder, or its modality files as a list or comma-joined) or a
     ``.mat`` slice, and ``out`` a ``.png``, ``.tif`` or ``.nii.gz`` on the input's grid.
+    Models of separate objects also write the instance map (``OUT_instances.tif`` unless
+    ``options.instances`` names it), one id per object, for :func:`vectorize`.
     """
     net, meta = model if isinstance(model, tuple) else load_bundle(model)
     options = options or PredictOptions()
+    if meta.objects is not None and options.instances is None:
+        options = dataclasses.replace(options, instances=instances_path(out))
     if meta.source == "geotiff":
         from geounet.infer.scene import predict_scene
 
@@ -181,8 +185,6 @@ def predict_many(
         scene_options = options
         if probabilities:
             scene_options = dataclasses.replace(options, probabilities=probabilities_path(out))
-        if meta.objects is not None and scene_options.instances is None:
-            scene_options = dataclasses.replace(scene_options, instances=instances_path(out))
         callback = progress(name) if progress else None
         results.append(predict((net, meta), item, out, scene_options, callback))
     return results
