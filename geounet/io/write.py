@@ -125,21 +125,7 @@ class ClassMapWriter:
         return self
 
     def _profile(self, count: int, dtype: str, nodata: float | None) -> dict:
-        g = self.grid
-        return {
-            "driver": "GTiff",
-            "width": g.width,
-            "height": g.height,
-            "count": count,
-            "dtype": dtype,
-            "crs": g.crs,
-            "transform": g.transform,
-            "nodata": nodata,
-            "tiled": True,
-            "blockxsize": 512,
-            "blockysize": 512,
-            "BIGTIFF": "IF_SAFER",
-        }
+        return _staging_profile(self.grid, count, dtype, nodata)
 
     def write_rows(self, row: int, classes: np.ndarray, probs: np.ndarray | None = None) -> None:
         """Write class ids (n, width) and optionally probabilities (K, n, width) in [0, 1]."""
@@ -190,22 +176,7 @@ class InstanceMapWriter:
         self._tmp = stack.enter_context(atomic_output(self.path))
         self._staging = self._tmp.with_name(self._tmp.name + ".stage.tif")
         stack.callback(self._staging.unlink, missing_ok=True)
-        g = self.grid
-        profile = {
-            "driver": "GTiff",
-            "width": g.width,
-            "height": g.height,
-            "count": 1,
-            "dtype": "uint32",
-            "crs": g.crs,
-            "transform": g.transform,
-            "nodata": 0,
-            "tiled": True,
-            "blockxsize": 512,
-            "blockysize": 512,
-            "BIGTIFF": "IF_SAFER",
-        }
-        self._dst = rasterio.open(self._staging, "w", **profile)
+        self._dst = rasterio.open(self._staging, "w", **_staging_profile(self.grid, 1, "uint32", 0))
         stack.callback(self._dst.close)
         self._dst.update_tags(**{INSTANCES_TAG: self.class_name})
         self._dst.set_band_description(1, f"{self.class_name} id")
@@ -225,6 +196,24 @@ class InstanceMapWriter:
             self._stack.__exit__(*sys.exc_info())
             raise
         return self._stack.__exit__(*exc)
+
+
+def _staging_profile(grid: RasterInfo, count: int, dtype: str, nodata: float | None) -> dict:
+    """Creation options of a tiled staging GeoTIFF on ``grid`` (converted to COG on close)."""
+    return {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": count,
+        "dtype": dtype,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "BIGTIFF": "IF_SAFER",
+    }
 
 
 def _to_cog(staging: Path, out: Path, overview_resampling: str) -> None:
