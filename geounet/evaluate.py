@@ -115,7 +115,9 @@ def evaluate(
             preds.append(pred)
             truths.append(truth)
             pixels.append(res)
-            objects.append(_region_objects(region, pred, inst_path, labels, label_attribute, meta))
+            objects.append(
+                _region_objects(region, pred, truth, inst_path, labels, label_attribute, meta)
+            )
             samples.extend(_example_windows(rgb, truth, pred, n_windows))
             if i == 0:
                 first_rgb = rgb
@@ -227,6 +229,7 @@ def _boundary_metrics(preds, truths, pixels, meta: ModelMeta) -> dict[str, Any]:
 def _region_objects(
     region: Region,
     pred: np.ndarray,
+    truth: np.ndarray,
     instances: Path | None,
     labels: PathLike,
     attribute: str | None,
@@ -244,12 +247,11 @@ def _region_objects(
     if instances is not None:
         with rasterio.open(instances) as src:
             ids = src.read(1, window=win)
-        pred_polys = {1: _pixel_polygons(ids, None, instances=True).get(1, _NONE)}
+        pred_polys = _pixel_polygons(ids, instances=True)
     else:
-        pred_polys = _pixel_polygons(np.where(pred == 255, 0, pred), None)
+        pred_polys = _pixel_polygons(np.where(pred == 255, 0, pred))
     if is_raster(labels):
-        truth = _read_region_truth(region, labels, meta)
-        true_polys = _pixel_polygons(truth, None)
+        true_polys = _pixel_polygons(truth)
     else:
         gdf = read_labels(labels, crs=info.crs, class_attribute=attribute, class_names=meta.classes)
         transform = rasterio.windows.transform(win, info.transform)
@@ -274,15 +276,13 @@ def _region_objects(
 _NONE = np.zeros(0, dtype=object)
 
 
-def _pixel_polygons(values: np.ndarray, classes, instances: bool = False) -> dict:
+def _pixel_polygons(values: np.ndarray, instances: bool = False) -> dict:
     """Polygons of a class map (or instance map) in pixel coordinates, by class id."""
     from geounet.vectorize.polygons import array_source, polygonize_source
 
-    regions = polygonize_source(array_source(values), classes, instances=instances)
+    regions = polygonize_source(array_source(values), None, instances=instances)
     ids = np.asarray(regions.class_ids, dtype=np.int64)
     geoms = np.asarray(regions.geoms, dtype=object)
-    if instances:
-        return {1: geoms}
     return {int(c): geoms[ids == c] for c in np.unique(ids)}
 
 

@@ -72,25 +72,16 @@ def vectorize_raster(
         instance_class = source.instance_class()
         try:
             if instance_class is not None:  # one polygon per object id
-                names = ["background", instance_class]
-                regions = polygonize_source(
-                    source,
-                    None,
-                    connectivity=options.connectivity,
-                    window=options.window,
-                    progress=progress,
-                    instances=True,
-                )
-                regions.class_ids = [1] * len(regions.class_ids)
-                regions = regions.sorted()  # by position
-                return _frame(regions, src.transform, src.crs, src.bounds, names, options)
-            classes = resolve_classes(options.classes, names, "classes")
+                names, classes = ["background", instance_class], None
+            else:
+                classes = resolve_classes(options.classes, names, "classes")
             regions = polygonize_source(
                 source,
                 classes,
                 connectivity=options.connectivity,
                 window=options.window,
                 progress=progress,
+                instances=instance_class is not None,
             )
             return _frame(regions, src.transform, src.crs, src.bounds, names, options)
         except (DataError, ConfigError) as exc:
@@ -147,17 +138,14 @@ def polygonize(
     options = options or VectorizeOptions()
     crs = CRS.from_user_input(crs)
     source = array_source(mask, probabilities, nodata)
-    if instances:
-        regions = polygonize_source(
-            source, None, connectivity=options.connectivity, window=options.window, instances=True
-        )
-        regions.class_ids = [1] * len(regions.class_ids)
-        regions = regions.sorted()
-    else:
-        classes = resolve_classes(options.classes, class_names, "classes")
-        regions = polygonize_source(
-            source, classes, connectivity=options.connectivity, window=options.window
-        )
+    classes = None if instances else resolve_classes(options.classes, class_names, "classes")
+    regions = polygonize_source(
+        source,
+        classes,
+        connectivity=options.connectivity,
+        window=options.window,
+        instances=instances,
+    )
     h, w = source.height, source.width
     corners = np.array([transform * (0, 0), transform * (w, h)])
     bounds = (*corners.min(axis=0), *corners.max(axis=0))

@@ -141,7 +141,7 @@ def polygonize_source(
         progress: Called with (windows done, windows in all).
         instances: ``source`` is an instance map (object ids, 0 none): every connected
             region of one id is a region, even where objects touch; ``classes`` is ignored
-            and each region's ``class_id`` is its object id.
+            and every region is of class 1 (sorted by position).
 
     Returns:
         The regions in pixel coordinates, sorted.
@@ -164,6 +164,8 @@ def polygonize_source(
                 progress(k + 1, len(flat))
             if last_col:
                 merger.end_row(last_row)
+    if instances:  # the object ids served to label regions; every object is class 1
+        merger.regions.class_ids = [1] * len(merger.regions.class_ids)
     return merger.regions.sorted()
 
 
