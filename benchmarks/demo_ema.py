@@ -18,30 +18,18 @@ from pathlib import Path
 import numpy as np
 
 
-def run(folder: Path, minutes: float, ema: float | None, objects: bool) -> list[float]:
+def run(folder: Path, minutes: float, ema: float | None) -> list[float]:
+    import dataclasses
+
     import geounet.api as gu
-    from geounet.config import Config, DataConfig, ModelConfig, ObjectsConfig, TrainConfig
     from geounet.data.synthetic import make_building_scene
+    from geounet.demo import demo_config
 
     scene = make_building_scene(
         folder / "train.tif", folder / "train.geojson", size=(1536, 1536), seed=1
     )
-    config = Config(  # the demo's settings (geounet/demo.py)
-        data=DataConfig(images=[str(scene.image_path)], labels=str(scene.labels_path)),
-        model=ModelConfig(name="unet", arguments={"width": 16, "batch_norm": True}),
-        train=TrainConfig(
-            tile_size=256,
-            batch_size=8,
-            samples_per_epoch=96,
-            max_epochs=1000,
-            max_minutes=minutes,
-            patience=1000,
-            learning_rate=2e-3,
-            ema=ema,
-        ),
-        objects=ObjectsConfig(enabled=objects, min_area_m2=4.0),
-        run_dir=str(folder / f"run_{ema}_{objects}"),
-    )
+    config = demo_config(scene.image_path, scene.labels_path, folder / f"run_{ema}", minutes)
+    config.train = dataclasses.replace(config.train, ema=ema)
     result = gu.train(config, progress=False)
     with open(result.metrics_path, newline="") as f:
         return [float(r["val_iou"]) for r in csv.DictReader(f) if r.get("val_iou")]
@@ -53,8 +41,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         runs = {
-            "raw weights": run(Path(tmp), args.minutes, None, True),
-            "EMA 0.95": run(Path(tmp), args.minutes, 0.95, True),
+            "raw weights": run(Path(tmp), args.minutes, None),
+            "EMA 0.9": run(Path(tmp), args.minutes, 0.9),
         }
     n = max(len(v) for v in runs.values())
     print("validation IoU per epoch (demo model, objects target, same seed and budget)")

@@ -27,6 +27,31 @@ class DemoResult:
     n_pred: int
 
 
+def demo_config(
+    image: str | os.PathLike[str],
+    labels: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    minutes: float,
+) -> Config:
+    """The demo's training settings: a small object model with weight averaging."""
+    return Config(
+        data=DataConfig(images=[str(image)], labels=str(labels)),
+        model=ModelConfig(name="unet", arguments={"width": 16, "batch_norm": True}),
+        train=TrainConfig(
+            tile_size=256,
+            batch_size=8,
+            samples_per_epoch=96,
+            max_epochs=1000,
+            max_minutes=minutes,
+            patience=1000,
+            learning_rate=2e-3,
+            ema=0.9,  # validate and keep a moving average of the weights
+        ),
+        objects=ObjectsConfig(enabled=True, min_area_m2=4.0),  # one polygon per building
+        run_dir=str(run_dir),
+    )
+
+
 def run_demo(
     out_dir: str | os.PathLike[str] = "demo_output",
     *,
@@ -61,22 +86,7 @@ def run_demo(
         seed=2,
         origin=(453000.0, 37000.0),
     )
-    config = Config(
-        data=DataConfig(images=[str(train_scene.image_path)], labels=str(train_scene.labels_path)),
-        model=ModelConfig(name="unet", arguments={"width": 16, "batch_norm": True}),
-        train=TrainConfig(
-            tile_size=256,
-            batch_size=8,
-            samples_per_epoch=96,
-            max_epochs=1000,
-            max_minutes=minutes,
-            patience=1000,
-            learning_rate=2e-3,
-            ema=0.9,  # validate and keep a moving average of the weights: no swings
-        ),
-        objects=ObjectsConfig(enabled=True, min_area_m2=4.0),  # one polygon per building
-        run_dir=str(out / "run"),
-    )
+    config = demo_config(train_scene.image_path, train_scene.labels_path, out / "run", minutes)
     echo(f"[2/4] training a U-Net for up to {minutes:g} min on {train_scene.image_path.name} ...")
     import geounet.api as gu
 
@@ -123,4 +133,4 @@ def run_demo(
     return demo
 
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DemoResult", "demo_config", "run_demo"]
