@@ -33,14 +33,25 @@ class DataConfig:
     # geotiff: georeferenced scenes; folders: image/mask chips (PNG, JPEG, TIFF);
     # nifti: medical volumes; figshare_mat: the brain-tumour .mat slices of Cheng et al.
     source: Literal["geotiff", "folders", "nifti", "figshare_mat"] = "geotiff"
-    # each entry: one raster, or a list of co-registered rasters stacked as channels
-    # (pre/post images, several dates)
+    # each entry: one raster, or a list of co-registered rasters stacked as channels:
+    # band files of one acquisition (stack: bands) or several dates (stack: dates)
     images: list[str | list[str]] = field(default_factory=list)
-    labels: str = ""
+    stack: Literal["dates", "bands"] = "dates"
+    dates: list[str | list[str]] = field(default_factory=list)  # per stacked date; [] = read
+    # one vector file or mask raster for every scene, or one per scene
+    labels: str | list[str] = ""
     label_attribute: str | None = None
     label_layer: str | None = None
-    classes: list[str] = field(default_factory=lambda: ["background", "building"])
+    # class names (index = class id), or "auto": one class per label_attribute value
+    classes: str | list[str] = field(default_factory=lambda: ["background", "building"])
     colors: list[list[int]] | None = None
+    # raw label value (raster code or attribute value) -> class name or id
+    label_map: dict[Any, Any] | None = None
+    other: str | None = None  # class collecting values label_map does not list
+    min_class_share: float = 0.0  # classes: auto: rarer values join data.other ("other")
+    sparse: bool = False  # pixels outside every label polygon/point are not labelled
+    class_field: str | None = None  # extra vector column holding the class name (crop_type)
+    rgb_bands: list[int] | None = None  # model bands shown as RGB in figures (1-based)
     bands: list[int] | None = None
     resolution: float | None = None  # metres on the ground; None = the images' own
     # meanstd / percentile: statistics of the training data, stored in the model;
@@ -58,9 +69,8 @@ class DataConfig:
     mask_pattern: str | None = None  # folders: e.g. "*_mask.png"
     mask_channel: int = 0  # channel of RGB masks holding the class
     mask_threshold: float | None = None  # raw > threshold is class 1 (e.g. 128)
-    label_map: dict[int, int] | None = None  # raw label value -> class id
     label_groups: dict[str, list[int]] | None = None  # class name -> raw values (nested ok)
-    ignore_values: list[int] = field(default_factory=list)  # raw values not trained on
+    ignore_values: list[int | float | str] = field(default_factory=list)  # not trained on
     modalities: list[str] = field(default_factory=list)  # nifti: file globs per channel
     label_file: str | None = None  # nifti: label file glob inside a case folder
     cases: list[dict[str, Any]] = field(default_factory=list)  # nifti: {images: [...], label}
@@ -132,13 +142,17 @@ class AugmentConfig:
 class ObjectsConfig:
     """Countable objects (buildings, fields, nuclei) predicted one by one.
 
-    With ``enabled`` the model learns three channels (footprint, a border inside each
-    object, the contact zone between neighbours) and prediction splits touching objects
-    by seeded watershed. Widths and areas are in metres and m² (pixels for chips and
-    volumes without georeferencing).
+    With ``enabled`` the model learns where objects and their borders are (``target``:
+    footprint / border / contact channels, or one more softmax class "boundary") and
+    prediction splits touching objects by seeded watershed. Widths and areas are in
+    metres and m² (pixels for chips and volumes without georeferencing).
     """
 
     enabled: bool = False
+    # footprint: footprint / border / contact channels (buildings, two classes);
+    # boundary: background / boundary / object classes in one softmax, as Fields of the
+    # World (fields, any number of crop classes)
+    target: Literal["footprint", "boundary"] = "footprint"
     border_m: float = 0.6  # border band inside every object
     contact_m: float = 1.2  # pixels within this of two objects are "contact"
     weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # loss per channel
@@ -288,7 +302,11 @@ def _check_values(config: Config) -> None:
         if data.colors is not None and len(data.colors) != len(data.classes):
             data.colors = None
     checks = [
-        (len(data.classes) >= 2, "data.classes", "needs at least two classes (with background)"),
+        (
+            isinstance(data.classes, list) or data.classes == "auto",
+            "data.classes",
+            "must be a list of class names or 'auto' (one class per data.label_attribute value)",
+        ),
         (0 < data.val_fraction < 1, "data.val_fraction", "must be between 0 and 1"),
         (0 <= data.test_fraction < 1, "data.test_fraction", "must be between 0 and 1"),
         (
@@ -296,6 +314,7 @@ def _check_values(config: Config) -> None:
             "data.test_fraction",
             "val + test fractions leave too little for training",
         ),
+        (0 <= data.min_class_share < 1, "data.min_class_share", "must be in [0, 1)"),
         (data.resolution is None or data.resolution > 0, "data.resolution", "must be > 0"),
         (
             train.tile_size >= 16
@@ -310,6 +329,11 @@ def _check_values(config: Config) -> None:
             data.spacing is None or (len(data.spacing) == 3 and min(data.spacing) > 0),
             "data.spacing",
             "must be three positive voxel sizes in mm",
+        ),
+        (
+            data.rgb_bands is None or (len(data.rgb_bands) in (1, 3) and min(data.rgb_bands) >= 1),
+            "data.rgb_bands",
+            "must be one or three 1-based band numbers, e.g. [3, 2, 1]",
         ),
         (train.batch_size >= 1, "train.batch_size", "must be at least 1"),
         (train.samples_per_epoch >= 1, "train.samples_per_epoch", "must be at least 1"),
@@ -334,13 +358,10 @@ def _check_values(config: Config) -> None:
     for ok, key, message in checks:
         if not ok:
             raise ConfigError(f"config key {key!r} {message}")
-    if data.colors is not None and len(data.colors) != len(data.classes):
-        raise ConfigError("config key 'data.colors' needs one [r, g, b] per class")
-    if train.class_weights is not None and len(train.class_weights) != len(data.classes):
-        raise ConfigError("config key 'train.class_weights' needs one weight per class")
-    unknown = sorted(set(train.oversample_classes or []) - set(data.classes))
-    if unknown:
-        raise ConfigError(f"config key 'train.oversample_classes': {unknown} not in data.classes")
+    if data.classes == "auto":
+        _check_auto_classes(config)
+    else:
+        check_classes(config)
     _check_objects(config)
     for name in train.loss:
         if name not in LOSSES:
@@ -349,14 +370,68 @@ def _check_values(config: Config) -> None:
             )
 
 
+def check_classes(config: Config) -> None:
+    """Checks of the keys that depend on the class list (once ``classes: auto`` is
+    resolved from the labels, training runs them again)."""
+    data, train = config.data, config.train
+    classes = data.classes
+    if len(classes) < 2:
+        raise ConfigError("config key 'data.classes' needs at least two classes")
+    if len(set(classes)) != len(classes):
+        raise ConfigError(f"config key 'data.classes' repeats a name: {classes}")
+    if data.colors is not None and len(data.colors) != len(classes):
+        raise ConfigError("config key 'data.colors' needs one [r, g, b] per class")
+    if train.class_weights is not None and len(train.class_weights) != len(classes):
+        raise ConfigError("config key 'train.class_weights' needs one weight per class")
+    unknown = sorted(set(train.oversample_classes or []) - set(classes))
+    if unknown:
+        raise ConfigError(f"config key 'train.oversample_classes': {unknown} not in data.classes")
+    if data.other is not None and data.other not in classes:
+        raise ConfigError(
+            f"config key 'data.other': {data.other!r} is not in data.classes {classes}"
+        )
+    if data.label_map is not None:
+        from geounet.io.labelmap import resolve_label_map
+
+        resolve_label_map(data.label_map, classes)  # raises on unknown class names
+
+
+def _check_auto_classes(config: Config) -> None:
+    data, train = config.data, config.train
+    if data.source != "geotiff" or not data.label_attribute:
+        raise ConfigError(
+            "config key 'data.classes': 'auto' takes the classes from the vector attribute "
+            "data.label_attribute; set it, or list the classes"
+        )
+    for key, value in (
+        ("data.colors", data.colors),
+        ("train.class_weights", train.class_weights),
+        ("data.label_map", data.label_map),
+    ):
+        if value is not None:
+            raise ConfigError(
+                f"config key {key!r} needs the classes listed; with data.classes: auto "
+                "the classes are only known from the labels"
+            )
+
+
 def _check_objects(config: Config) -> None:
     obj = config.objects
     if not obj.enabled:
         return
-    if len(config.data.classes) != 2:
+    classes = config.data.classes
+    if obj.target == "footprint" and (classes == "auto" or len(classes) != 2):
         raise ConfigError(
-            "config key 'objects.enabled' needs a two-class task (background and the object "
-            f"class), got classes {config.data.classes}"
+            "config key 'objects.enabled' with objects.target: footprint needs a two-class "
+            f"task (background and the object class), got classes {classes}; "
+            "objects.target: boundary takes several object classes (crop types)"
+        )
+    if obj.target == "boundary" and (
+        config.data.sparse or (classes != "auto" and classes[0] != "background")
+    ):
+        raise ConfigError(
+            "config key 'objects.target': boundary needs dense labels with class 0 "
+            "'background' (pixels outside every object); data.sparse must be false"
         )
     if config.data.source != "geotiff":
         raise ConfigError(

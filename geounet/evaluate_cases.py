@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from geounet.data.cases import IGNORE, LabelSpec, region_classes
 from geounet.data.sources import CaseRef
 from geounet.errors import DataError, InputFileNotFoundError
 from geounet.evaluate import EvalResult
 from geounet.infer.cases import input_files, model_source, predict_raw
 from geounet.infer.scene import PredictOptions
 from geounet.io.atomic import atomic_output
+from geounet.io.labelmap import IGNORE, LabelSpec, region_classes
 from geounet.models.bundle import ModelMeta, load_bundle
 from geounet.train.cases import evaluation_refs, label_spec, make_source
 from geounet.train.metrics import hausdorff_distance

@@ -9,7 +9,7 @@ plain arguments; sources (:mod:`geounet.data.sources`) only read files.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,109 +19,8 @@ from torch.utils.data import Dataset
 
 from geounet.data.sources import CaseRef, RawCase, natural_key
 from geounet.errors import ConfigError, DataError
+from geounet.io.labelmap import IGNORE, LabelSpec
 from geounet.io.windows import window_starts
-
-IGNORE = 255  # label value of unlabelled / padded pixels (excluded from losses and metrics)
-
-
-# ---------------------------------------------------------------------------- labels
-
-
-@dataclass(frozen=True)
-class LabelSpec:
-    """How raw label values become class ids.
-
-    Applied in order: ``threshold`` (raw > threshold is class 1), ``ignore_values``
-    (become :data:`IGNORE`), then ``groups`` (class ``i + 1`` = the smallest group
-    holding the value, so nested regions such as BraTS whole tumour / core / enhancing
-    become exclusive classes) or ``label_map`` (raw value -> class id), else the raw
-    values are class ids (for two classes any non-zero value is the foreground).
-    """
-
-    num_classes: int
-    label_map: dict[int, int] | None = None
-    groups: list[list[int]] | None = None
-    ignore_values: list[int] = field(default_factory=list)
-    threshold: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.groups is not None:
-            check_groups(self.groups)
-
-    def apply(self, raw: np.ndarray, where: object) -> np.ndarray:
-        """Class ids (int64, :data:`IGNORE` for ignored pixels) of a raw label array.
-
-        Raises:
-            DataError: Naming ``where`` when a value maps to no class.
-        """
-        raw = np.asarray(raw)
-        ignored = np.isin(raw, self.ignore_values) if self.ignore_values else None
-        if self.threshold is not None:
-            out = (raw > self.threshold).astype(np.int64)
-        elif self.groups is not None:
-            out = np.zeros(raw.shape, dtype=np.int64)
-            order = sorted(range(len(self.groups)), key=lambda i: -len(self.groups[i]))
-            for i in order:  # larger groups first: nested (smaller) groups overwrite them
-                out[np.isin(raw, self.groups[i])] = i + 1
-            known = np.isin(raw, [0, *(v for g in self.groups for v in g)])
-            if ignored is not None:
-                known |= ignored
-            self._refuse(raw[~known], where, "data.label_groups")
-        elif self.label_map is not None:
-            wrong = [c for c in self.label_map.values() if not 0 <= c < self.num_classes]
-            if wrong:
-                raise ConfigError(
-                    f"config key 'data.label_map': class ids {wrong} are not in "
-                    f"0..{self.num_classes - 1} (one per data.classes entry)"
-                )
-            out = np.full(raw.shape, -1, dtype=np.int64)
-            for value, class_id in self.label_map.items():
-                out[raw == value] = class_id
-            bad = out < 0
-            if ignored is not None:
-                bad &= ~ignored
-            self._refuse(raw[bad], where, "data.label_map")
-        else:
-            out = raw.astype(np.int64)
-            if self.num_classes == 2:
-                out = (out > 0).astype(np.int64)
-            else:
-                bad = (out < 0) | (out >= self.num_classes)
-                if ignored is not None:
-                    bad &= ~ignored
-                self._refuse(raw[bad], where, "data.label_map")
-        if ignored is not None:
-            out[ignored] = IGNORE
-        return out
-
-    def _refuse(self, values: np.ndarray, where: object, key: str) -> None:
-        if values.size:
-            shown = np.unique(values)[:5].tolist()
-            raise DataError(
-                f"{where}: label values {shown} map to no class; add them to {key} "
-                "(or to data.ignore_values)"
-            )
-
-
-def check_groups(groups: Sequence[Sequence[int]]) -> None:
-    """Refuse label groups that overlap without one containing the other."""
-    sets = [set(g) for g in groups]
-    for i, a in enumerate(sets):
-        if not a:
-            raise ConfigError(f"config key 'data.label_groups': group {i + 1} is empty")
-        for b in sets[i + 1 :]:
-            if a & b and not (a <= b or b <= a):
-                raise ConfigError(
-                    f"config key 'data.label_groups': groups {sorted(a)} and {sorted(b)} "
-                    "overlap without one containing the other"
-                )
-
-
-def region_classes(groups: Sequence[Sequence[int]]) -> list[list[int]]:
-    """For each group, the class ids whose pixels lie inside it (itself and nested ones)."""
-    sets = [set(g) for g in groups]
-    return [[j + 1 for j, b in enumerate(sets) if b <= a] for a in sets]
-
 
 # ---------------------------------------------------------------------------- preprocessing
 

@@ -1,28 +1,43 @@
-"""torchgeo datasets for scene imagery and labels (vector polygons or mask rasters)."""
+"""torchgeo datasets for scene imagery and labels (vector features or mask rasters).
+
+Labels are read as land-cover and crop users have them: codes mapped to classes by a
+:class:`~geounet.io.labelmap.LabelSpec`, a raster's nodata and NULL attributes as "not
+labelled" (:data:`~geounet.io.labelmap.IGNORE`), and sparse polygons or points whose
+surroundings are unlabelled rather than background. Image nodata is kept out of
+training: bands without data at a pixel get the band mean (0 after normalization, as at
+prediction) and pixels where no band has data are not labelled.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio
 import torch
 from pyproj import CRS
 from torchgeo.datasets import IntersectionDataset, RasterDataset, VectorDataset
 from torchgeo.datasets.utils import GeoSlice
 
-from geounet.data.objects import components, object_target
+from geounet.data.objects import boundary_target, components, object_target
 from geounet.errors import DataError, InvalidRasterError
+from geounet.io.labelmap import IGNORE, LabelSpec
 from geounet.io.labels import rasterize_labels, read_labels
 from geounet.io.raster import raster_info
+
+PathLike = str | os.PathLike[str]
 
 
 class SceneImages(RasterDataset):
     """Multi-band GeoTIFF scenes, any band count, dtype and CRS (warped to the first's).
 
     Images are returned as float32 raw values; normalization lives in the model.
+    ``nodata`` is the value torchgeo fills missing pixels of every band with.
     """
 
     filename_glob = "*.tif"
@@ -30,7 +45,7 @@ class SceneImages(RasterDataset):
 
     def __init__(
         self,
-        paths: Sequence[str | os.PathLike[str]],
+        paths: Sequence[PathLike],
         *,
         crs: CRS | None = None,
         res: float | tuple[float, float] | None = None,
@@ -46,17 +61,58 @@ class SceneImages(RasterDataset):
         self.band_index = list(bands) if bands else list(range(1, infos[0].count + 1))
         if max(self.band_index) > infos[0].count or min(self.band_index) < 1:
             raise DataError(
-                f"data.bands {self.band_index} out of range: {files[0]} has {infos[0].count} bands"
+                f"{files[0]}: data.bands {self.band_index} out of range; the scene has "
+                f"{infos[0].count} bands (1-based numbers 1..{infos[0].count})"
             )
         super().__init__(files, crs=crs, res=res)
         self.band_indexes = self.band_index
         self.infos = infos
+        self.nodata = infos[0].nodata  # rasterio's merge fills every band's gaps with it
+        # bands with nodata values of their own (stacked band files) have gaps of their
+        # own; bands sharing one value mark a pixel missing only where all hold it (GDAL)
+        self.per_band_nodata = len(set(infos[0].nodatas)) > 1
+
+
+class NodataFill:
+    """Transform of image + label samples: bands without data get ``fill`` (the band
+    means, set once the statistics are known), and pixels where no band has data are
+    not labelled.
+
+    Args:
+        nodata: The value missing pixels hold (``None``: the images have none).
+        per_band: Each band has gaps of its own (stacked band files); otherwise a pixel
+            is missing only where every band holds ``nodata`` (GDAL's dataset mask).
+    """
+
+    def __init__(self, nodata: float | None, per_band: bool = False) -> None:
+        self.nodata, self.per_band = nodata, per_band
+        self.fill: torch.Tensor | None = None
+
+    def missing(self, image: torch.Tensor) -> torch.Tensor | None:
+        """Boolean (C, H, W) of missing values, or None without nodata."""
+        if self.nodata is None:
+            return None
+        missing = image.isnan() if math.isnan(self.nodata) else image == self.nodata
+        return missing if self.per_band else missing.all(0, keepdim=True).expand_as(missing)
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Fill missing band values and unlabel pixels without any data."""
+        missing = self.missing(sample["image"])
+        if missing is None or not missing.any():
+            return sample
+        image = sample["image"].clone()
+        fill = self.fill if self.fill is not None else torch.zeros(image.shape[0])
+        image = torch.where(missing, fill.to(image.dtype)[:, None, None], image)
+        sample = dict(sample, image=image)
+        if "mask" in sample:
+            sample["mask"] = sample["mask"].masked_fill(missing.all(0), IGNORE)
+        return sample
 
 
 class RasterLabels(RasterDataset):
-    """A mask raster of class ids (nearest-neighbour resampling).
-
-    For two-class tasks any non-zero value is the foreground, so 0/255 masks work.
+    """Mask rasters of class codes (nearest-neighbour resampling, any CRS), one or
+    several (one per scene); codes become class ids through ``spec``, the file's nodata
+    and ignored values become :data:`IGNORE`.
     """
 
     filename_glob = "*"
@@ -64,88 +120,126 @@ class RasterLabels(RasterDataset):
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        paths: Sequence[PathLike],
         *,
         crs: CRS,
-        res,
-        classes: Sequence[str],
-        objects: tuple[int, int] | None = None,
-    ):
-        self.binary = len(classes) == 2
-        self.objects = objects
-        if not self.binary:
-            _check_label_values(path, len(classes))
-        super().__init__(str(path), crs=crs, res=res)
+        res: tuple[float, float],
+        spec: LabelSpec,
+        objects: tuple[str, int, int] | None = None,
+    ) -> None:
+        self.spec, self.objects = spec, objects
+        files = [str(p) for p in paths]
+        self.path = files[0]
+        with rasterio.open(files[0]) as src:
+            self.nodata = src.nodata
+        for path in files:
+            _check_label_values(path, spec)
+        super().__init__(files, crs=crs, res=res)
 
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
-        """The mask within ``query``; binarized for two-class tasks."""
+        """Class ids within ``query`` (:data:`IGNORE` where not labelled)."""
         sample = super().__getitem__(query)
+        raw = sample["mask"].numpy()
+        classes = self.spec.apply(raw, self.path, nodata=self.nodata)
         if self.objects is not None:  # connected components are the objects
-            inst = components(sample["mask"].numpy().squeeze(0) > 0)
-            sample["mask"] = torch.from_numpy(object_target(inst, *self.objects).astype(np.int64))
-        elif self.binary:
-            sample["mask"] = (sample["mask"] > 0).long()
+            kind, border, contact = self.objects
+            labelled = (classes > 0) & (classes != IGNORE)
+            inst = components(labelled) if kind == "footprint" else _class_components(classes)
+            if kind == "footprint":
+                target = object_target(inst, border, contact)
+            else:
+                target = boundary_target(inst, np.where(labelled, classes, 0), border, contact)
+            classes = np.where(classes == IGNORE, IGNORE, target)
+        sample["mask"] = torch.from_numpy(classes.astype(np.int64))
         return sample
 
 
-def _check_label_values(path: str | os.PathLike[str], n_classes: int) -> None:
-    """Refuse label rasters holding ids outside ``0..n_classes-1`` (checked on an overview)."""
+def _class_components(classes: np.ndarray) -> np.ndarray:
+    """Connected components of each class (> 0, labelled) as one instance map."""
+    out = np.zeros(classes.shape, np.int32)
+    for c in np.unique(classes):
+        if c == 0 or c == IGNORE:
+            continue
+        comp = components(classes == c)
+        out = np.where(comp > 0, comp + out.max(), out)
+    return out
+
+
+def _check_label_values(path: PathLike, spec: LabelSpec) -> None:
+    """Refuse label rasters with codes that map to no class (checked on an overview)."""
     with rasterio.open(path) as src:
         scale = max(1, max(src.width, src.height) // 2048)
         shape = (max(1, src.height // scale), max(1, src.width // scale))
         values = np.unique(src.read(1, out_shape=shape))
-    bad = values[(values < 0) | (values >= n_classes)]
-    if bad.size:
-        raise DataError(
-            f"{path}: label values {bad[:5].tolist()} are not class ids 0..{n_classes - 1}; "
-            "fix the mask or list all classes in data.classes"
-        )
+        nodata = src.nodata
+    spec.apply(values, path, nodata=nodata)
 
 
 class VectorLabels(VectorDataset):
-    """Label polygons from any OGR vector file, rasterized on each sample's grid.
+    """Label features from one or several OGR vector files, rasterized on each sample's
+    grid.
 
-    Unlike torchgeo's base class, the file is read and reprojected once, class names
-    map to ids, and each query rasterizes only the polygons it touches. With ``objects``
-    (border and contact widths in pixels) each polygon is burnt as its own object and the
-    mask is the bit-packed footprint / border / contact target of
-    :func:`~geounet.data.objects.object_target`.
+    Unlike torchgeo's base class, the files are read and reprojected once, attribute
+    values map to classes through ``spec``, and each query rasterizes only the features
+    it touches. Pixels outside every feature are background, or not labelled with
+    ``sparse`` (where points are labels too). With ``objects`` each polygon is burnt as
+    its own object: ``("footprint", border_px, contact_px)`` gives the bit-packed
+    footprint / border / contact target of :func:`~geounet.data.objects.object_target`,
+    ``("boundary", border_px, boundary_id)`` the class target with a boundary class of
+    :func:`~geounet.data.objects.boundary_target`.
     """
 
     filename_glob = "*"
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        paths: Sequence[PathLike],
         *,
         crs: CRS,
         res: tuple[float, float],
         class_attribute: str | None = None,
-        class_names: Sequence[str] | None = None,
+        spec: LabelSpec,
         layer: str | None = None,
-        objects: tuple[int, int] | None = None,
+        objects: tuple[str, int, int] | None = None,
+        sparse: bool = False,
     ) -> None:
-        self.objects = objects
-        self.labels = read_labels(
-            path, crs=crs, class_attribute=class_attribute, class_names=class_names, layer=layer
-        )
-        super().__init__(str(path), crs=crs, res=res, layer=layer)
+        self.objects, self.sparse = objects, sparse
+        frames = [
+            read_labels(
+                p, crs=crs, class_attribute=class_attribute, spec=spec, layer=layer, points=sparse
+            )
+            for p in paths
+        ]
+        self.labels = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=crs)
+        self.null_features = sum(f.attrs.get("null_features", 0) for f in frames)
+        super().__init__([str(p) for p in paths], crs=crs, res=res, layer=layer)
 
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
-        """Rasterize the polygons within ``query`` onto its pixel grid."""
+        """Rasterize the features within ``query`` onto its pixel grid."""
         x, y, _ = self._disambiguate_slice(query)
         width = round((x.stop - x.start) / x.step)
         height = round((y.stop - y.start) / y.step)
+        shape = (height, width)
         transform = rasterio.transform.from_bounds(x.start, y.start, x.stop, y.stop, width, height)
         hits = self.labels.iloc[
             self.labels.sindex.query(_box(x.start, y.start, x.stop, y.stop), predicate="intersects")
         ]
-        if self.objects is not None:
-            ids = hits.assign(class_id=hits.index.to_numpy() + 1)  # one id per polygon
-            inst = rasterize_labels(ids, (height, width), transform, dtype="int32")
-            mask = object_target(inst, *self.objects)
+        fill = IGNORE if self.sparse else 0
+        if self.objects is None:
+            mask = rasterize_labels(hits, shape, transform, dtype="uint8", fill=fill)
         else:
-            mask = rasterize_labels(hits, (height, width), transform, dtype="uint8")
+            kind, a, b = self.objects
+            known = hits[hits["class_id"] != IGNORE]
+            ids = known.assign(class_id=known.index.to_numpy() + 1)  # one id per polygon
+            inst = rasterize_labels(ids, shape, transform, dtype="int32")
+            if kind == "footprint":
+                mask = object_target(inst, a, b)
+            else:
+                classes = rasterize_labels(known, shape, transform, dtype="uint8")
+                mask = boundary_target(inst, classes, a, b)
+            unlabelled = hits[hits["class_id"] == IGNORE]
+            if not unlabelled.empty:
+                mask[rasterize_labels(unlabelled, shape, transform) > 0] = IGNORE
         return {"crs": self.crs, "bounds": query, "mask": torch.from_numpy(mask.astype(np.int64))}
 
 
@@ -155,8 +249,11 @@ def _box(xmin: float, ymin: float, xmax: float, ymax: float):
     return shapely.box(xmin, ymin, xmax, ymax)
 
 
-def is_raster(path: str | os.PathLike[str]) -> bool:
-    """True when GDAL opens ``path`` as a raster (mask labels), False for vector files."""
+def is_raster(path: PathLike | Sequence[PathLike]) -> bool:
+    """True when GDAL opens ``path`` (or the first of several) as a raster (mask
+    labels), False for vector files."""
+    if not isinstance(path, str | os.PathLike):
+        path = path[0]
     try:
         with rasterio.open(path):
             return True
@@ -165,56 +262,78 @@ def is_raster(path: str | os.PathLike[str]) -> bool:
 
 
 def labelled_scenes(
-    images: Sequence[str | os.PathLike[str]],
-    labels: str | os.PathLike[str],
+    images: Sequence[PathLike],
+    labels: PathLike | Sequence[PathLike],
     *,
     classes: Sequence[str],
     res: float | None = None,
     bands: Sequence[int] | None = None,
     class_attribute: str | None = None,
     label_layer: str | None = None,
-    objects: tuple[int, int] | None = None,
+    objects: tuple[str, int, int] | tuple[int, int] | None = None,
+    spec: LabelSpec | None = None,
+    sparse: bool = False,
 ) -> IntersectionDataset:
     """Imagery and labels as one torchgeo dataset yielding ``image`` and ``mask``.
 
     Args:
         images: GeoTIFF scenes.
-        labels: A vector file of polygons or a mask raster of class ids.
+        labels: A vector file or a mask raster of class codes for every scene, or a list
+            of them (one per scene).
         classes: Class names (index = id).
         res: Resolution to sample at, in the CRS units of the first image.
         bands: 1-based band indexes to use.
-        class_attribute: Vector attribute holding the class (name or id).
+        class_attribute: Vector attribute holding the class (name, id or code).
         label_layer: Layer of a multi-layer vector file.
-        objects: Border and contact widths in pixels: masks become the bit-packed
-            footprint / border / contact target (two-class tasks).
+        objects: ``(target, border_px, contact_px)`` with target ``"footprint"`` (bit-
+            packed footprint / border / contact masks, two classes) or ``"boundary"``
+            (class ids plus a boundary class, id ``len(classes)``); a pair means
+            ``"footprint"``.
+        spec: How raw label values become class ids (default: values are class ids, or
+            class names for attributes).
+        sparse: Pixels outside every vector feature are not labelled (points allowed).
 
     Returns:
-        The intersection dataset (in the first image's CRS).
+        The intersection dataset (in the first image's CRS); its ``transforms`` is the
+        :class:`NodataFill` of the images.
     """
+    files = [labels] if isinstance(labels, str | os.PathLike) else list(labels)
+    if not files:
+        raise DataError("no label files given; set data.labels")
+    spec = spec or LabelSpec(len(classes), names=tuple(classes))
+    if objects is not None and len(objects) == 2:
+        objects = ("footprint", *objects)
+    if objects is not None and objects[0] == "boundary":
+        objects = ("boundary", objects[1], len(classes))
     image_ds = SceneImages(images, res=res, bands=bands)
-    if is_raster(labels):
+    kinds = {is_raster(f) for f in files}
+    if len(kinds) > 1:
+        raise DataError(f"data.labels mixes rasters and vector files: {list(map(str, files))}")
+    if kinds.pop():
         try:
             label_ds = RasterLabels(
-                labels, crs=image_ds.crs, res=image_ds.res, classes=classes, objects=objects
+                files, crs=image_ds.crs, res=image_ds.res, spec=spec, objects=objects
             )
         except DataError:
             raise
         except Exception as exc:
-            raise InvalidRasterError(f"{labels}: cannot read the label raster ({exc})") from exc
+            raise InvalidRasterError(f"{files[0]}: cannot read the label raster ({exc})") from exc
     else:
         label_ds = VectorLabels(
-            labels,
+            files,
             crs=image_ds.crs,
             res=image_ds.res,
             class_attribute=class_attribute,
-            class_names=classes,
+            spec=spec,
             layer=label_layer,
             objects=objects,
+            sparse=sparse,
         )
+    fill = NodataFill(image_ds.nodata, image_ds.per_band_nodata)
     try:
-        return IntersectionDataset(image_ds, label_ds)
+        return IntersectionDataset(image_ds, label_ds, transforms=fill)
     except RuntimeError as exc:
         raise DataError(
-            f"labels {labels} do not overlap the images {list(map(str, images))}; "
-            "check that they cover the same area"
+            f"labels {', '.join(map(str, files))} do not overlap the images "
+            f"{', '.join(map(str, images))}; check that they cover the same area"
         ) from exc

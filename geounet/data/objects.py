@@ -63,6 +63,36 @@ def object_target(instances: np.ndarray, border_px: int, contact_px: int) -> np.
     return out
 
 
+def boundary_target(
+    instances: np.ndarray, classes: np.ndarray, border_px: int, boundary_id: int
+) -> np.ndarray:
+    """Class target with a boundary class, as Fields of the World: background / object
+    class / boundary.
+
+    Object pixels within ``border_px`` of another object or the background become
+    ``boundary_id``, so neighbouring objects of the same class stay apart in the target
+    and the model learns to draw the line between them.
+
+    Args:
+        instances: (H, W) object ids, 0 background.
+        classes: (H, W) class id of each pixel (0 background).
+        border_px: Width of the boundary band inside each object (at least 1).
+        boundary_id: Class id of the boundary (the class count: one past the last class).
+
+    Returns:
+        (H, W) uint8 class ids. Window edges are not boundaries.
+    """
+    inst = np.asarray(instances).astype(np.int64, copy=False)
+    out = np.where(inst > 0, classes, 0).astype(np.uint8)
+    fp = inst > 0
+    if fp.any():
+        footprint = disk(max(1, border_px))
+        hi = ndimage.maximum_filter(inst, footprint=footprint, mode="nearest")
+        lo = ndimage.minimum_filter(inst, footprint=footprint, mode="nearest")
+        out[fp & (hi != lo)] = boundary_id
+    return out
+
+
 def components(mask: np.ndarray) -> np.ndarray:
     """Connected components (4-neighbour) of a mask as an instance map (int32)."""
     labels, _ = ndimage.label(np.asarray(mask) > 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -21,8 +22,14 @@ def _training_pixels(
     samples: int,
     nodata: float | None,
     seed: int,
+    per_band: bool = False,
 ) -> Iterator[torch.Tensor]:
-    """Valid pixels (C, N) of random windows inside ``rois`` (spread over them by area)."""
+    """Valid pixels (C, N) of random windows inside ``rois`` (spread over them by area).
+
+    As in GDAL's dataset mask, a pixel is left out when all its bands hold ``nodata``;
+    with ``per_band`` (stacked band files, each with its own gaps) when any band does,
+    since a fill value (-9999) in one band would swamp its statistics.
+    """
     generator = torch.Generator().manual_seed(seed)
     total = sum(r.area for r in rois)
     for roi in rois:
@@ -30,7 +37,8 @@ def _training_pixels(
         for query in RandomGeoSampler(images, size, length=n, roi=roi, generator=generator):
             image = images[query]["image"].double().flatten(1)  # (C, N)
             if nodata is not None:
-                image = image[:, ~(image == nodata).all(dim=0)]
+                missing = image.isnan() if math.isnan(nodata) else image == nodata
+                image = image[:, ~(missing.any(dim=0) if per_band else missing.all(dim=0))]
             yield image
 
 
@@ -42,6 +50,7 @@ def band_statistics(
     samples: int = 64,
     nodata: float | None = None,
     seed: int = 0,
+    per_band: bool = False,
 ) -> tuple[list[float], list[float]]:
     """Mean and standard deviation per band over random windows inside ``rois``.
 
@@ -52,13 +61,15 @@ def band_statistics(
         samples: Number of windows (spread over regions by area).
         nodata: Pixels whose bands all equal this value are ignored.
         seed: Seed of the window positions.
+        per_band: Ignore pixels where any band equals ``nodata`` (bands with nodata
+            values of their own, such as stacked band files).
 
     Returns:
         ``(mean, std)`` lists, one value per band.
     """
     count, s1, s2 = 0, 0.0, 0.0
     for pixels in _training_pixels(
-        images, rois, size=size, samples=samples, nodata=nodata, seed=seed
+        images, rois, size=size, samples=samples, nodata=nodata, seed=seed, per_band=per_band
     ):
         count += pixels.shape[1]
         s1 = s1 + pixels.sum(1)
@@ -82,6 +93,7 @@ def band_percentiles(
     nodata: float | None = None,
     seed: int = 0,
     max_pixels: int = 2_000_000,
+    per_band: bool = False,
 ) -> tuple[list[float], list[float]]:
     """Low and high percentiles per band over random windows inside ``rois``.
 
@@ -93,7 +105,9 @@ def band_percentiles(
         ``(low_values, high_values)`` lists, one value per band (high > low).
     """
     chunks = list(
-        _training_pixels(images, rois, size=size, samples=samples, nodata=nodata, seed=seed)
+        _training_pixels(
+            images, rois, size=size, samples=samples, nodata=nodata, seed=seed, per_band=per_band
+        )
     )
     pixels = torch.cat(chunks, dim=1).numpy() if chunks else np.empty((0, 0))
     if pixels.size == 0:

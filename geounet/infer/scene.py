@@ -28,9 +28,9 @@ from geounet.infer.accumulate import BlendAccumulator
 from geounet.infer.instances import InstanceParams, InstanceStream
 from geounet.infer.sliding import blend_weights
 from geounet.io.raster import RasterInfo, open_raster, raster_info
-from geounet.io.stack import stack_rasters
+from geounet.io.stack import acquisition_date, stack_rasters, uniform_scene
 from geounet.io.windows import window_starts
-from geounet.io.write import ClassMapWriter, InstanceMapWriter
+from geounet.io.write import CLASS_FIELD_TAG, ClassMapWriter, InstanceMapWriter
 from geounet.models.bundle import ModelMeta
 from geounet.models.segmenter import Segmenter
 from geounet.runtime import autocast_dtype, select_device
@@ -95,9 +95,14 @@ def predict_scene(
         A :class:`PredictResult`.
     """
     if not isinstance(scene, str | os.PathLike):
+        check_dates(meta, scene)
         with tempfile.TemporaryDirectory() as tmp:
-            stacked = stack_rasters(scene, Path(tmp) / "stack.vrt")
+            stacked = stack_rasters(scene, Path(tmp) / "stack.vrt", kind=meta.stack or "dates")
             return predict_scene(model, meta, stacked, out, options, progress)
+    if len(set(raster_info(scene).dtypes)) > 1:  # a VRT of bands of different types
+        with tempfile.TemporaryDirectory() as tmp:
+            uniform = uniform_scene(scene, Path(tmp) / "uniform.vrt")
+            return predict_scene(model, meta, uniform, out, options, progress)
     start = time.perf_counter()
     options = options or PredictOptions()
     info = raster_info(scene)
@@ -133,19 +138,26 @@ def predict_scene(
                 colors=meta.colors,
                 nodata=nodata,
                 probabilities=options.probabilities,
+                probability_names=[*meta.classes, "boundary"] if meta.boundary else None,
+                tags=_class_map_tags(meta),
             )
         )
         instances = None
         if meta.objects is not None and options.instances is not None:
             inst_writer = stack.enter_context(
-                InstanceMapWriter(options.instances, info, meta.classes[1])
+                InstanceMapWriter(
+                    options.instances,
+                    info,
+                    _object_name(meta),
+                    class_map=Path(out).name if meta.boundary else None,
+                )
             )
             params = InstanceParams.from_meta(meta.objects, info.ground_resolution**2)
             instances = InstanceStream(info.width, params, inst_writer.write_rows)
         rows = _RowWriter(
             writer,
             reader,
-            mode="objects" if meta.objects else "binary" if meta.binary else "classes",
+            mode=_mode(meta),
             nodata=nodata,
             counts=counts,
             threshold=(meta.objects or {}).get("mask_threshold", 0.5),
@@ -236,6 +248,80 @@ def _stream(
         rows.close()
 
 
+def _mode(meta: ModelMeta) -> str:
+    if meta.boundary:
+        return "boundary"
+    return "objects" if meta.objects else "binary" if meta.binary else "classes"
+
+
+def _object_name(meta: ModelMeta) -> str:
+    """What the objects of an object model are called (``building``, ``field``)."""
+    name = (meta.objects or {}).get("name")
+    if name:
+        return str(name)
+    return meta.classes[1] if len(meta.classes) == 2 else "object"
+
+
+def _class_map_tags(meta: ModelMeta) -> dict[str, str]:
+    """Extra class-map tags: the vector column naming the classes (e.g. crop_type)."""
+    field = (meta.labels or {}).get("class_field")
+    return {CLASS_FIELD_TAG: field} if field else {}
+
+
+def check_dates(meta: ModelMeta, paths: Sequence[str | os.PathLike[str]]) -> None:
+    """Check stacked inputs against the model: number of files, and their dates.
+
+    Raises:
+        DataError: A different number of files than the model stacks, or dates in the
+            opposite order to training (swapped pre and post images).
+    """
+    if meta.stack == "bands":
+        return
+    if meta.timesteps > 1 and len(paths) != meta.timesteps:
+        raise DataError(
+            f"{paths[0]}: the model stacks {meta.timesteps} dates, got {len(paths)} files; "
+            "pass one file per date, comma-separated, in the training order"
+        )
+    dates = [acquisition_date(p) for p in paths]
+    trained = [d for d in (meta.dates or []) if d and all(d)]
+    if not trained or not all(dates):
+        return
+    from datetime import date
+
+    def days(values: list[str]) -> list[int]:
+        return [date.fromisoformat(v).toordinal() for v in values]
+
+    order = np.sign(np.diff(days(dates)))
+    if all((np.sign(np.diff(days(t))) == -order).all() and order.any() for t in trained):
+        raise DataError(
+            f"{paths[0]}: dates {dates} run the other way than in training {trained[0]}; "
+            "pass the files in the training order (earliest first)"
+        )
+    season = [date.fromisoformat(v).timetuple().tm_yday for v in dates]
+    gaps = [
+        max(
+            _day_gap(a, date.fromisoformat(b).timetuple().tm_yday)
+            for a, b in zip(season, t, strict=True)
+        )
+        for t in trained
+        if len(t) == len(season)
+    ]
+    if gaps and min(gaps) > 45:
+        log.warning(
+            "%s: dates %s are %d+ days of the season away from the training dates %s; "
+            "crops and vegetation look different then",
+            paths[0],
+            dates,
+            min(gaps),
+            trained[0],
+        )
+
+
+def _day_gap(a: int, b: int) -> int:
+    gap = abs(a - b) % 365
+    return min(gap, 365 - gap)
+
+
 class _SceneReader:
     """Rows of the scene at the model's resolution, masked values filled with the means."""
 
@@ -243,6 +329,7 @@ class _SceneReader:
         self, path: Path, info: RasterInfo, indexes: list[int], scale: float, fill: list[float]
     ) -> None:
         self.path, self.info, self.indexes, self.fill = path, info, indexes, fill
+        self.per_band = len({info.nodatas[i - 1] for i in indexes}) > 1
         self.shape = (max(1, round(info.height / scale)), max(1, round(info.width / scale)))
         self.scale = scale
 
@@ -269,6 +356,10 @@ class _SceneReader:
         window = Window(0, row, self.shape[1], n)
         data = self.source.read(self.indexes, window=window, masked=True)
         mask = np.ma.getmask(data)
+        if mask is not np.ma.nomask and not self.per_band:
+            # bands sharing one nodata value: missing only where all hold it (GDAL), so
+            # a dark pixel with one band at 0 stays as it is
+            mask = np.broadcast_to(mask.all(0, keepdims=True), mask.shape)
         return _Band(np.ma.getdata(data), None if mask is np.ma.nomask else mask, self.fill)
 
     def valid(self, row: int, n: int) -> np.ndarray:
@@ -387,11 +478,20 @@ class _RowWriter:
         n = probs.shape[1]
         dtype = np.uint8 if self.nodata == 255 else np.uint16
         valid = self.reader.valid(row, n)
-        if self.instances is not None:
+        if self.mode == "boundary":
+            # K classes + boundary: objects are what is not background; each pixel of
+            # one is of its most likely object class; the boundary splits neighbours
+            objects = 1 - probs[0]
+            if self.instances is not None:
+                self.instances.put(np.stack([objects, probs[-1], probs[-1]]), valid)
+            classes = (probs[1:-1].argmax(0) + 1).astype(dtype)
+            classes[objects <= self.threshold] = 0
+        elif self.instances is not None:
             self.instances.put(probs, valid)
         if self.mode == "classes":
             classes = probs.argmax(0).astype(dtype)
-        else:  # binary, or the footprint channel of an object model
+        elif self.mode != "boundary":
+            # binary, or the footprint channel of an object model
             classes = (probs[0] > self.threshold).astype(dtype)
             if self.writer.prob_path is not None:
                 probs = np.stack([1 - probs[0], probs[0]])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,10 @@ from rasterio.crs import CRS
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from geounet.errors import InputFileNotFoundError, InvalidVectorError
+from geounet.errors import DataError, InputFileNotFoundError, InvalidVectorError
+from geounet.io.labelmap import LabelSpec
+
+log = logging.getLogger(__name__)
 
 
 def read_labels(
@@ -26,27 +30,62 @@ def read_labels(
     class_names: Sequence[str] | None = None,
     value: int = 1,
     layer: str | int | None = None,
+    spec: LabelSpec | None = None,
+    points: bool = False,
 ) -> gpd.GeoDataFrame:
-    """Read label polygons, attach a ``class_id`` column and reproject them.
+    """Read label polygons (and points), attach a ``class_id`` column and reproject them.
 
     Args:
         path: Any vector file OGR reads (GeoJSON, GPKG, shapefile, FlatGeobuf, ...).
         crs: CRS to reproject to (default: keep the file's CRS).
-        class_attribute: Attribute holding each feature's class, as a class name
-            (looked up in ``class_names``) or an integer id. Without it every feature
-            gets ``value``.
-        class_names: Class names, index = class id; needed for name attributes.
+        class_attribute: Attribute holding each feature's class: a class name, a class
+            id, or any code that ``spec`` maps. Without it every feature gets ``value``.
+        class_names: Class names, index = class id (when no ``spec`` is given).
         value: The class id of every feature when ``class_attribute`` is None.
         layer: Layer of a multi-layer file (GPKG).
+        spec: How attribute values become class ids (label map, "other", ignored values).
+        points: Keep point features too (sparse labels: each marks the pixel it falls in).
 
     Returns:
-        Polygons with a ``class_id`` column; features whose class is 0 are dropped.
+        Features with a ``class_id`` column (:data:`IGNORE` for NULL attribute values,
+        which mark "not labelled"), in ``crs``. ``attrs["null_features"]`` counts them.
 
     Raises:
         InputFileNotFoundError: If the file is missing.
         InvalidVectorError: If it cannot be read, has no CRS, no polygons, or unknown
             classes.
     """
+    p = Path(path)
+    gdf = read_vector(p, layer=layer)
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    kinds = ["Polygon", "MultiPolygon"] + (["Point", "MultiPoint"] if points else [])
+    found = sorted(set(gdf.geom_type))
+    gdf = gdf[gdf.geom_type.isin(kinds)]
+    if gdf.empty:
+        hint = " (points are labels with data.sparse: true)" if "Point" in found else ""
+        raise InvalidVectorError(
+            f"{p}: no polygon features (found {', '.join(found) or 'none'}); labels must be "
+            f"polygons{hint}"
+        )
+    if spec is None:
+        spec = LabelSpec(len(class_names) if class_names else 2, names=tuple(class_names or ()))
+    ids, nulls = _class_ids(gdf, p, class_attribute, spec, value)
+    gdf = gdf.assign(class_id=ids)
+    if crs is not None:
+        gdf = gdf.to_crs(crs)
+    # make_valid turns a digitising slip (a spike, a collapsed ring) into a collection
+    # holding lines or points, which rasterize would burn too: keep only the polygons.
+    polygons = gdf.geom_type.isin(["Polygon", "MultiPolygon"])
+    gdf = gdf.assign(
+        geometry=gdf.geometry.where(~polygons, gdf.geometry.make_valid().apply(_polygonal))
+    )
+    gdf = gdf[~gdf.geometry.is_empty][["class_id", "geometry"]]
+    gdf.attrs["null_features"] = nulls
+    return gdf
+
+
+def read_vector(path: str | os.PathLike[str], *, layer: str | int | None = None):
+    """Read a vector file with a CRS, or raise one clear line naming it."""
     p = Path(path)
     if not p.exists():
         raise InputFileNotFoundError(f"{p}: label file not found; check the path")
@@ -56,19 +95,7 @@ def read_labels(
         raise InvalidVectorError(f"{p}: not a readable vector file ({exc})") from exc
     if gdf.crs is None:
         raise InvalidVectorError(f"{p}: vector file has no CRS; set one (e.g. ogr2ogr -a_srs)")
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-    gdf = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if gdf.empty:
-        raise InvalidVectorError(f"{p}: no polygon features; labels must be polygons")
-    gdf = gdf.assign(class_id=_class_ids(gdf, p, class_attribute, class_names, value))
-    gdf = gdf[gdf["class_id"] > 0]
-    if crs is not None:
-        gdf = gdf.to_crs(crs)
-    # make_valid turns a digitising slip (a spike, a collapsed ring) into a collection
-    # holding lines or points, which rasterize would burn too: keep only the polygons.
-    gdf = gdf.assign(geometry=gdf.geometry.make_valid().apply(_polygonal))
-    gdf = gdf[~gdf.geometry.is_empty]
-    return gdf[["class_id", "geometry"]]
+    return gdf
 
 
 def _polygonal(geom: BaseGeometry) -> BaseGeometry:
@@ -82,43 +109,26 @@ def _class_ids(
     gdf: gpd.GeoDataFrame,
     path: Path,
     attribute: str | None,
-    names: Sequence[str] | None,
+    spec: LabelSpec,
     value: int,
-) -> np.ndarray:
+) -> tuple[np.ndarray, int]:
     if attribute is None:
-        return np.full(len(gdf), value, dtype=np.int64)
+        return np.full(len(gdf), value, dtype=np.int64), 0
     if attribute not in gdf.columns:
         raise InvalidVectorError(
             f"{path}: no attribute {attribute!r}; available: {', '.join(map(str, gdf.columns))}"
         )
     column = gdf[attribute]
-    if column.dtype.kind == "f":
-        # Integer ids read as floats: a real-valued field, or ints with missing values.
-        values = column.to_numpy()
-        bad = ~np.isfinite(values) | (values != np.round(values))
-        if bad.any():
-            raise InvalidVectorError(
-                f"{path}: {attribute!r} must hold integer class ids or class names; "
-                f"{int(bad.sum())} feature(s) hold {sorted(set(map(str, values[bad])))[:5]}"
-            )
-        ids = values.astype(np.int64)
-    elif column.dtype.kind in "iu":
-        ids = column.to_numpy(dtype=np.int64)
-    else:
-        lookup = {name: i for i, name in enumerate(names or [])}
-        unknown = sorted(set(column.astype(str)) - set(lookup))
-        if unknown:
-            raise InvalidVectorError(
-                f"{path}: {attribute!r} values {unknown[:5]} are not among the classes "
-                f"{list(lookup)}; add them to data.classes"
-            )
-        ids = column.astype(str).map(lookup).to_numpy(dtype=np.int64)
-    n = len(names) if names else None
-    if n is not None and (ids.min() < 0 or ids.max() >= n):
-        raise InvalidVectorError(
-            f"{path}: {attribute!r} holds ids outside 0..{n - 1}; fix the ids or data.classes"
+    values = column.astype(object).where(column.notna(), None).tolist()
+    try:
+        ids, nulls = spec.map_values(values, f"{path}: {attribute!r}")
+    except DataError as exc:
+        raise InvalidVectorError(str(exc)) from exc
+    if nulls:
+        log.warning(
+            "%s: %d feature(s) with no %r value skipped (not labelled)", path, nulls, attribute
         )
-    return ids
+    return ids, nulls
 
 
 def rasterize_labels(
@@ -127,6 +137,7 @@ def rasterize_labels(
     transform: Affine,
     *,
     dtype: str = "uint8",
+    fill: int = 0,
 ) -> np.ndarray:
     """Burn label polygons (already in the grid's CRS) onto a pixel grid.
 
@@ -138,13 +149,15 @@ def rasterize_labels(
         shape: (height, width) of the grid.
         transform: The grid's affine transform.
         dtype: Output dtype.
+        fill: Value of pixels no feature covers (0 background; :data:`IGNORE` for
+            sparse labels). Points burn the pixel they fall in.
 
     Returns:
-        A (height, width) array of class ids, 0 where no polygon covers the pixel.
+        A (height, width) array of class ids, ``fill`` where no feature covers the pixel.
     """
     if labels.empty:
-        return np.zeros(shape, dtype=dtype)
+        return np.full(shape, fill, dtype=dtype)
     shapes = zip(labels.geometry, labels["class_id"].astype(int), strict=True)
     return rasterio.features.rasterize(
-        shapes, out_shape=shape, transform=transform, fill=0, all_touched=False, dtype=dtype
+        shapes, out_shape=shape, transform=transform, fill=fill, all_touched=False, dtype=dtype
     )

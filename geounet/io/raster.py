@@ -30,6 +30,8 @@ class RasterInfo:
     transform: Affine
     nodata: float | None
     band_names: tuple[str, ...]
+    dtypes: tuple[str, ...] = ()  # per band (VRTs may mix types)
+    nodatas: tuple[float | None, ...] = ()  # per band (stacked band files differ)
 
     @property
     def res(self) -> tuple[float, float]:
@@ -106,6 +108,8 @@ def raster_info(path: str | os.PathLike[str], *, require_crs: bool = True) -> Ra
             transform=src.transform,
             nodata=src.nodata,
             band_names=names,
+            dtypes=tuple(src.dtypes),
+            nodatas=tuple(src.nodatavals),
         )
 
 

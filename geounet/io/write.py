@@ -20,6 +20,8 @@ from geounet.io.raster import RasterInfo
 
 CLASSES_TAG = "GEOUNET_CLASSES"
 INSTANCES_TAG = "GEOUNET_INSTANCES"  # instance rasters: the name of the objects' class
+CLASS_MAP_TAG = "GEOUNET_CLASS_MAP"  # instance rasters: the class map of the same run
+CLASS_FIELD_TAG = "GEOUNET_CLASS_FIELD"  # class maps: vector column for the class name
 
 
 def class_dtype(n_classes: int) -> str:
@@ -74,6 +76,8 @@ class ClassMapWriter:
         colors: RGB colour per class (default palette otherwise).
         nodata: Class-map nodata value (default 255 / 65535).
         probabilities: Optional path of a K-band uint8 (0-255) probability COG.
+        probability_names: Names of the probability bands (default: the classes).
+        tags: Extra dataset tags of the class map.
     """
 
     def __init__(
@@ -85,6 +89,8 @@ class ClassMapWriter:
         colors: Sequence[Sequence[int]] | None = None,
         nodata: int | None = None,
         probabilities: str | os.PathLike[str] | None = None,
+        probability_names: Sequence[str] | None = None,
+        tags: dict[str, str] | None = None,
     ) -> None:
         self.path, self.grid = Path(path), grid
         self.class_names = list(class_names)
@@ -96,6 +102,8 @@ class ClassMapWriter:
             )
         self.colors = list(colors) if colors else default_colors(len(class_names))
         self.prob_path = Path(probabilities) if probabilities else None
+        self.prob_names = list(probability_names or self.class_names)
+        self.tags = dict(tags or {})
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> ClassMapWriter:
@@ -105,7 +113,7 @@ class ClassMapWriter:
         stack.callback(self._staging.unlink, missing_ok=True)
         self._dst = rasterio.open(self._staging, "w", **self._profile(1, self.dtype, self.nodata))
         stack.callback(self._dst.close)
-        self._dst.update_tags(**{CLASSES_TAG: json.dumps(self.class_names)})
+        self._dst.update_tags(**{CLASSES_TAG: json.dumps(self.class_names)}, **self.tags)
         self._dst.set_band_description(1, "class")
         if self.dtype == "uint8":
             cmap = {i: (*map(int, c[:3]), 255) for i, c in enumerate(self.colors)}
@@ -116,11 +124,11 @@ class ClassMapWriter:
             self._prob_tmp = stack.enter_context(atomic_output(self.prob_path))
             self._prob_staging = self._prob_tmp.with_name(self._prob_tmp.name + ".stage.tif")
             stack.callback(self._prob_staging.unlink, missing_ok=True)
-            k = len(self.class_names)
+            k = len(self.prob_names)
             self._prob = rasterio.open(self._prob_staging, "w", **self._profile(k, "uint8", None))
             stack.callback(self._prob.close)
             self._prob.update_tags(**{CLASSES_TAG: json.dumps(self.class_names)})
-            for i, name in enumerate(self.class_names, start=1):
+            for i, name in enumerate(self.prob_names, start=1):
                 self._prob.set_band_description(i, f"p({name})")
         return self
 
@@ -165,10 +173,20 @@ class InstanceMapWriter:
         path: Output path.
         grid: The output grid.
         class_name: Name of the objects' class (e.g. ``"building"``).
+        class_map: File name of the class map beside it whose classes the objects take
+            (one class per object by majority, e.g. each field's crop type).
     """
 
-    def __init__(self, path: str | os.PathLike[str], grid: RasterInfo, class_name: str) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        grid: RasterInfo,
+        class_name: str,
+        *,
+        class_map: str | None = None,
+    ) -> None:
         self.path, self.grid, self.class_name = Path(path), grid, class_name
+        self.class_map = class_map
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> InstanceMapWriter:
@@ -179,6 +197,8 @@ class InstanceMapWriter:
         self._dst = rasterio.open(self._staging, "w", **_staging_profile(self.grid, 1, "uint32", 0))
         stack.callback(self._dst.close)
         self._dst.update_tags(**{INSTANCES_TAG: self.class_name})
+        if self.class_map:
+            self._dst.update_tags(**{CLASS_MAP_TAG: self.class_map})
         self._dst.set_band_description(1, f"{self.class_name} id")
         return self
 

@@ -56,6 +56,14 @@ class ModelMeta:
     # separate objects: widths of the training target and the instance-step settings
     # (see geounet.infer.instances); the outputs are footprint, border and contact logits
     objects: dict[str, Any] | None = None
+    # stacked inputs: "bands" (band files of one date) or "dates"; acquisition dates of
+    # each training scene's stacked files (None where unknown), checked at prediction
+    stack: str | None = None
+    dates: list[list[str | None]] | None = None
+    # how labels became classes: attribute, value -> class map (rare values grouped into
+    # "other"), sparse, ignored values, the vector column of class names (crop_type)
+    labels: dict[str, Any] = field(default_factory=dict)
+    display_bands: list[int] | None = None  # 0-based channels shown as RGB in figures
     metrics: dict[str, float] = field(default_factory=dict)
     geounet_version: str = __version__
     format_version: int = FORMAT_VERSION
@@ -66,9 +74,14 @@ class ModelMeta:
         return self.out_channels == 1
 
     @property
+    def boundary(self) -> bool:
+        """True for object models with a boundary class (one past the last class)."""
+        return (self.objects or {}).get("target") == "boundary"
+
+    @property
     def sigmoid(self) -> bool:
         """True when every output channel is an independent sigmoid (binary, objects)."""
-        return self.out_channels == 1 or self.objects is not None
+        return self.out_channels == 1 or (self.objects is not None and not self.boundary)
 
 
 def build_segmenter(meta: ModelMeta) -> Segmenter:

@@ -34,6 +34,7 @@ from geounet.data.sources import (
     NiftiSource,
 )
 from geounet.errors import ConfigError, DataError
+from geounet.io.labelmap import resolve_label_map
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta
 from geounet.models.registry import REGISTRY
@@ -87,15 +88,19 @@ def make_source(data: Any, *, validation: bool = False) -> CaseSource:
     raise ConfigError(f"config key 'data.source': unknown source {data.source!r}; use {SOURCES}")
 
 
-def label_spec(data: Any) -> LabelSpec:
-    """How raw labels become classes, from a ``data`` config section."""
+def label_spec(data: Any, classes: list[str] | None = None) -> LabelSpec:
+    """How raw labels become classes, from a ``data`` config section (and the class
+    names, when ``data.classes`` was ``auto`` and resolved from the labels)."""
+    classes = list(classes if classes is not None else data.classes)
     groups = list(data.label_groups.values()) if data.label_groups else None
     return LabelSpec(
-        num_classes=len(data.classes),
-        label_map=dict(data.label_map) if data.label_map else None,
+        num_classes=len(classes),
+        label_map=resolve_label_map(data.label_map, classes),
         groups=groups,
         ignore_values=list(data.ignore_values),
         threshold=data.mask_threshold,
+        other=classes.index(data.other) if data.other in classes else None,
+        names=tuple(classes),
     )
 
 
@@ -167,7 +172,7 @@ def prepare_cases(config: Any) -> PreparedCases:
         "image_pattern": data.image_pattern,
         "mask_pattern": data.mask_pattern,
         "mask_threshold": data.mask_threshold,
-        "label_map": {str(k): v for k, v in (data.label_map or {}).items()},
+        "label_map": {str(k): v for k, v in (label_spec(data).label_map or {}).items()},
         "label_groups": dict(data.label_groups or {}),
         "ignore_values": list(data.ignore_values),
         "rand_error": data.rand_error,

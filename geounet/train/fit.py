@@ -31,11 +31,14 @@ from geounet.data.splits import (
 from geounet.data.stats import band_percentiles, band_statistics
 from geounet.errors import ConfigError, InputFileNotFoundError
 from geounet.io.atomic import atomic_output, write_yaml
+from geounet.io.labelmap import IGNORE, LabelSpec
+from geounet.io.labels import read_vector
 from geounet.io.raster import raster_info, resample_to
-from geounet.io.stack import stack_rasters
+from geounet.io.stack import acquisition_date, stack_rasters, uniform_scene
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
 from geounet.runtime import autocast_dtype, select_device
+from geounet.train.cases import label_spec
 from geounet.train.losses import build_loss, build_object_loss
 from geounet.train.task import BestModelSaver, SegmentationTask
 
@@ -81,24 +84,33 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
     data, tcfg = config.data, config.train
     if not isinstance(tcfg.tile_size, int):
         raise ConfigError("config key 'train.tile_size': GeoTIFF scenes take one window size")
-    scenes, timesteps = _stack_scenes(data.images, run_dir / "stacks")
+    scenes, timesteps = _stack_scenes(data.images, run_dir / "stacks", data.stack)
+    dates = _scene_dates(config, data.images) if data.stack == "dates" else None
     res = _crs_resolution(scenes[0], data.resolution)
     originals = scenes
     scenes = _resampled_scenes(scenes, res, run_dir / "cache")
     first = raster_info(scenes[0])
+    labels = label_files(config)
+    classes, label_record = _resolve_classes(config, labels, first.crs)
+    spec = _label_spec(config, classes, label_record)
     pixel_m = first.ground_resolution * (res[0] / first.res[0] if res else 1.0)
     objects = _object_widths(config, pixel_m)
     dataset = labelled_scenes(
         scenes,
-        data.labels,
-        classes=data.classes,
+        labels,
+        classes=classes,
         res=res,
         bands=data.bands,
         class_attribute=data.label_attribute,
         label_layer=data.label_layer,
         objects=objects,
+        spec=spec,
+        sparse=data.sparse,
     )
     images = dataset.datasets[0]
+    nulls = getattr(dataset.datasets[1], "null_features", 0)
+    if nulls:
+        label_record["null_features_skipped"] = nulls
     res = float(dataset.res[0])
     split = spatial_split(
         dataset, val_fraction=data.val_fraction, test_fraction=data.test_fraction, min_size=32 * res
@@ -106,26 +118,42 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
     train_tile = fitting_tile(split.train, res, tcfg.tile_size)
     val_tile = fitting_tile(split.val, res, tcfg.tile_size)
     native = images.infos[0]
-    sampling = {"size": train_tile, "nodata": native.nodata, "seed": tcfg.seed}
+    sampling = {
+        "size": train_tile,
+        "nodata": images.nodata,
+        "per_band": images.per_band_nodata,
+        "seed": tcfg.seed,
+    }
     clip_low = clip_high = None
     if data.normalization == "percentile":
         low, high = data.percentiles
         clip_low, clip_high = band_percentiles(images, split.train, low=low, high=high, **sampling)
         mean, std = clip_low, [h - lo for lo, h in zip(clip_low, clip_high, strict=True)]
+        fill = [(lo + h) / 2 for lo, h in zip(clip_low, clip_high, strict=True)]
     else:
         mean, std = band_statistics(images, split.train, **sampling)
+        fill = mean
+    dataset.transforms.fill = torch.tensor(fill, dtype=torch.float32)
     log.info(
         "training windows %d px, validation windows %d px, res %.3g", train_tile, val_tile, res
     )
     log.info("band offset %s scale %s (training area)", _fmt(mean), _fmt(std))
+    if classes != data.classes:
+        log.info("classes from %r: %s", data.label_attribute, ", ".join(classes))
+    boundary = objects is not None and objects[0] == "boundary"
+    if objects is None:
+        out_channels = 1 if len(classes) == 2 else len(classes)
+    else:
+        out_channels = len(classes) + 1 if boundary else 3
+    band_names = [images.all_bands[i - 1] for i in images.band_indexes]
     meta = ModelMeta(
         architecture=config.model.name,
         arguments=dict(config.model.arguments),
         in_channels=len(images.band_indexes),
-        out_channels=3 if objects else 1 if len(data.classes) == 2 else len(data.classes),
-        classes=list(data.classes),
-        colors=[list(c) for c in (data.colors or default_colors(len(data.classes)))],
-        bands=[images.all_bands[i - 1] for i in images.band_indexes],
+        out_channels=out_channels,
+        classes=list(classes),
+        colors=[list(c) for c in (data.colors or default_colors(len(classes)))],
+        bands=band_names,
         mean=mean,
         std=std,
         clip_low=clip_low,
@@ -137,9 +165,127 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
         band_indexes=list(data.bands) if data.bands else None,
         ground_resolution_m=native.ground_resolution * res / native.res[0],
         objects=_objects_meta(config, objects),
+        stack=data.stack if timesteps > 1 or data.stack == "bands" else None,
+        dates=dates,
+        labels=label_record,
+        display_bands=_display_bands(data.rgb_bands, band_names),
     )
     sources = dict(zip(scenes, originals, strict=True))
     return Prepared(dataset, split, train_tile, val_tile, meta, sources)
+
+
+def _label_spec(config: Config, classes: list[str], record: dict) -> LabelSpec:
+    """How raw label values become class ids (the auto mapping when classes were derived)."""
+    data = config.data
+    if not record.get("auto"):
+        return label_spec(data, classes)
+    return LabelSpec(
+        num_classes=len(classes),
+        label_map={k: classes.index(v) for k, v in record["map"].items()},
+        ignore_values=list(data.ignore_values),
+        names=tuple(classes),
+    )
+
+
+def label_files(config: Config) -> list[str]:
+    """The label files of a GeoTIFF config: one for every scene, or one per scene."""
+    labels = config.data.labels
+    files = [labels] if isinstance(labels, str) else list(labels)
+    if len(files) > 1 and len(files) != len(config.data.images):
+        raise ConfigError(
+            f"config key 'data.labels' lists {len(files)} files for {len(config.data.images)} "
+            "scenes; give one label file for all scenes, or one per scene in the same order"
+        )
+    return files
+
+
+def _resolve_classes(config: Config, labels: list[str], crs) -> tuple[list[str], dict]:
+    """The class names (resolved from the labels for ``classes: auto``) and the label
+    record stored in the model: attribute, value -> class mapping, sparse, ignored values."""
+    data = config.data
+    record: dict = {
+        "attribute": data.label_attribute,
+        "sparse": data.sparse,
+        "ignore_values": list(data.ignore_values),
+        "class_field": data.class_field,
+    }
+    if data.classes != "auto":
+        classes = list(data.classes)
+        if data.label_map is not None:
+            record["map"] = {str(k): _class_name(v, classes) for k, v in data.label_map.items()}
+        if data.other is not None:
+            record["other"] = data.other
+        return classes, record
+    from geounet.io.labelmap import auto_classes
+
+    values, areas = attribute_values(labels, data.label_attribute, data.label_layer, crs)
+    other = data.other or "other"
+    auto = auto_classes(
+        values, areas, min_share=data.min_class_share, other=other, background=not data.sparse
+    )
+    grouped = sorted(k for k, v in auto.mapping.items() if v == other)
+    if grouped:
+        log.info(
+            "%d rare %r values (under %.3g of the labelled area) grouped into %r",
+            len(grouped),
+            data.label_attribute,
+            data.min_class_share,
+            other,
+        )
+    unknown = sorted(set(config.train.oversample_classes or []) - set(auto.classes))
+    if unknown:
+        raise ConfigError(
+            f"config key 'train.oversample_classes': {unknown} not among the classes found in "
+            f"{data.label_attribute!r}: {auto.classes}"
+        )
+    record.update(
+        {
+            "map": auto.mapping,
+            "other": other if grouped else None,
+            "shares": _rounded(auto.shares),
+            "auto": True,
+        }
+    )
+    return list(auto.classes), record
+
+
+def attribute_values(labels: list[str], attribute: str, layer: str | None, crs) -> tuple:
+    """Each feature's ``attribute`` value and area (points count as area 1) over files."""
+    import geopandas as gpd
+
+    values, areas = [], []
+    for path in labels:
+        gdf = read_vector(path, layer=layer)
+        if attribute not in gdf.columns:
+            raise ConfigError(
+                f"{path}: no attribute {attribute!r} for data.label_attribute; available: "
+                f"{', '.join(map(str, gdf.columns))}"
+            )
+        gdf = gpd.GeoDataFrame(gdf).to_crs(crs)
+        column = gdf[attribute]
+        values += column.astype(object).where(column.notna(), None).tolist()
+        area = gdf.geometry.area.to_numpy()
+        areas += [a if a > 0 else 1.0 for a in area]
+    return values, areas
+
+
+def _class_name(target, classes: list[str]) -> str:
+    return classes[target] if isinstance(target, int) and 0 <= target < len(classes) else target
+
+
+def _rounded(shares: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 5) for k, v in shares.items()}
+
+
+def _display_bands(rgb: list[int] | None, names: list[str]) -> list[int] | None:
+    """0-based model channels to show as RGB (``data.rgb_bands`` are 1-based)."""
+    if rgb is None:
+        return None
+    if max(rgb) > len(names):
+        raise ConfigError(
+            f"config key 'data.rgb_bands' {rgb}: the model has {len(names)} bands ({names})"
+        )
+    return [b - 1 for b in rgb]
 
 
 def fit(config: Config, *, progress: bool = True, resume: bool = False) -> TrainResult:
@@ -170,17 +316,15 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
     write_yaml(dataclasses.asdict(config), run_dir / "config.yaml")
 
     previous_rows = _read_rows(run_dir / "metrics.csv") if resume else []
-    ignore_index = tcfg.ignore_index
+    ignore_index = IGNORE  # unlabelled pixels: nodata, ignored values, padding, sparse gaps
     if config.data.source == "geotiff":
         prepared = prepare(config, run_dir)
         train_loader, val_loader = _loaders(config, prepared)
     else:
-        from geounet.data.cases import IGNORE
         from geounet.train.cases import case_loaders, prepare_cases
 
         prepared = prepare_cases(config)
         train_loader, val_loader = case_loaders(config, prepared)
-        ignore_index = IGNORE  # ignored label values and padding
     meta = prepared.meta
     aug = config.augmentation
     if tcfg.augment and len(meta.patch or []) == 3 and (aug.rotate or aug.scale or aug.elastic):
@@ -190,7 +334,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
     log.info("model %s %s: %.2f M parameters", meta.architecture, meta.arguments, n_params / 1e6)
     task = SegmentationTask(
         model,
-        len(config.data.classes),
+        meta.out_channels if meta.boundary else len(meta.classes),
         loss=_loss(config, meta, ignore_index),
         optimizer=tcfg.optimizer,
         learning_rate=tcfg.learning_rate,
@@ -202,7 +346,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         else None,
         ignore_index=ignore_index,
         seed=tcfg.seed,
-        objects=meta.objects is not None,
+        objects=meta.objects is not None and not meta.boundary,
         ema=tcfg.ema,
     )
     model_path = run_dir / MODEL_FILE
@@ -250,38 +394,47 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
 
 def _loss(config: Config, meta: ModelMeta, ignore_index: int | None) -> torch.nn.Module:
     tcfg = config.train
-    if meta.objects is not None:
+    if meta.objects is not None and not meta.boundary:
         return build_object_loss(
             tcfg.loss or None, config.objects.weights, ignore_index=ignore_index
         )
+    weights = tcfg.class_weights
+    if meta.boundary and weights is not None:  # the boundary class weighs as the mean class
+        weights = [*weights, sum(weights) / len(weights)]
     return build_loss(
         tcfg.loss or None,
-        num_classes=len(config.data.classes),
-        class_weights=tcfg.class_weights,
+        num_classes=meta.out_channels if meta.boundary else len(meta.classes),
+        class_weights=weights,
         ignore_index=ignore_index,
     )
 
 
-def _object_widths(config: Config, pixel_m: float) -> tuple[int, int] | None:
-    """Border and contact widths in training pixels, or ``None`` without objects."""
+def _object_widths(config: Config, pixel_m: float) -> tuple[str, int, int] | None:
+    """The object target and its border and contact widths in training pixels, or
+    ``None`` without objects."""
     from geounet.data.objects import metres_to_px
 
     obj = config.objects
     if not obj.enabled:
         return None
-    widths = (metres_to_px(obj.border_m, pixel_m), metres_to_px(obj.contact_m, pixel_m))
-    log.info("object target: border %d px, contact %d px (%.3g m pixels)", *widths, pixel_m)
-    return widths
+    border = metres_to_px(obj.border_m, pixel_m)
+    if obj.target == "boundary":
+        border = max(1, border)
+        log.info("object target: boundary class %d px wide (%.3g m pixels)", border, pixel_m)
+        return ("boundary", border, 0)
+    contact = metres_to_px(obj.contact_m, pixel_m)
+    log.info("object target: border %d px, contact %d px (%.3g m pixels)", border, contact, pixel_m)
+    return ("footprint", border, contact)
 
 
-def _objects_meta(config: Config, widths: tuple[int, int] | None) -> dict | None:
+def _objects_meta(config: Config, widths: tuple[str, int, int] | None) -> dict | None:
     """The ``objects`` record of the model bundle (target widths, instance settings)."""
     if widths is None:
         return None
     record = dataclasses.asdict(config.objects)
     record.pop("enabled")
     record.pop("weights")
-    record["border_px"], record["contact_px"] = widths
+    record["target"], record["border_px"], record["contact_px"] = widths
     return record
 
 
@@ -341,19 +494,46 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool)
     )
 
 
-def _stack_scenes(entries: list, folder: Path) -> tuple[list[str], int]:
-    """Scene paths, stacking list entries (pre/post, dates) into VRTs in ``folder``."""
+def _stack_scenes(entries: list, folder: Path, kind: str = "dates") -> tuple[list[str], int]:
+    """Scene paths, stacking list entries (band files, or dates) into VRTs in ``folder``;
+    and the number of dates (1 for band stacks). Scenes whose bands differ in data type
+    are read through a VRT of one type."""
     counts = {1 if isinstance(e, str) else len(e) for e in entries}
     if len(counts) > 1:
+        what = "band files" if kind == "bands" else "dates"
         raise ConfigError(
             "config key 'data.images' mixes stacks of different lengths "
-            f"{sorted(counts)}; every scene needs the same number of dates"
+            f"{sorted(counts)}; every scene needs the same number of {what}"
         )
-    scenes = [
-        e if isinstance(e, str) else str(stack_rasters(e, folder / f"scene_{i}.vrt"))
-        for i, e in enumerate(entries)
-    ]
-    return scenes, counts.pop()
+    scenes = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            scenes.append(str(uniform_scene(entry, folder / f"scene_{i}_uniform.vrt")))
+        else:
+            scenes.append(str(stack_rasters(entry, folder / f"scene_{i}.vrt", kind=kind)))
+    return scenes, 1 if kind == "bands" else counts.pop()
+
+
+def _scene_dates(config: Config, entries: list) -> list[list[str | None]] | None:
+    """Acquisition dates of each scene's stacked files: ``data.dates`` or read from the
+    files (tags, names); None for single-date scenes."""
+    stacks = [e for e in entries if not isinstance(e, str)]
+    if not stacks:
+        return None
+    given = config.data.dates
+    if given:
+        per_scene = [given] if all(isinstance(d, str) for d in given) else given
+        if len(per_scene) == 1 and len(stacks) > 1:
+            per_scene = per_scene * len(stacks)
+        if len(per_scene) != len(stacks) or any(
+            len(d) != len(s) for d, s in zip(per_scene, stacks, strict=True)
+        ):
+            raise ConfigError(
+                "config key 'data.dates' needs one date per stacked file "
+                f"({len(stacks[0])} per scene), e.g. [2016-05-12, 2016-07-21]"
+            )
+        return [[str(d) for d in dates] for dates in per_scene]
+    return [[acquisition_date(p) for p in stack] for stack in stacks]
 
 
 def _resampled_scenes(

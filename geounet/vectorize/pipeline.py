@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -32,7 +34,9 @@ from geounet.vectorize.polygons import (
 )
 from geounet.vectorize.refine import make_valid, refine
 
-COLUMNS = ("class_id", "class_name", "area_m2", "perimeter_m")
+log = logging.getLogger(__name__)
+
+COLUMNS = ("class_id", "class_name", "area_m2", "area_ha", "perimeter_m")
 CONFIDENCE = "confidence"
 
 
@@ -57,24 +61,46 @@ def vectorize_raster(
             tag, else ``class_<id>``.
         progress: Called with (windows done, windows in all).
 
-    An instance map (``geounet predict --instances``, tagged ``GEOUNET_INSTANCES``) gives
-    one polygon per object id, so touching objects stay separate.
+    An instance map (``geounet predict``'s ``OUT_instances.tif``, tagged
+    ``GEOUNET_INSTANCES``) gives one polygon per object id, so touching objects stay
+    separate. When the instance map names the class map of its run (fields of several
+    crop types), each object takes the class most of its pixels have there, with that
+    share in ``class_share``.
 
     Returns:
-        GeoDataFrame in the raster's CRS with ``class_id``, ``class_name``, ``area_m2``,
+        GeoDataFrame in the raster's CRS with ``class_id``, ``class_name`` (and the
+        column the class map names, e.g. ``crop_type``), ``area_m2``, ``area_ha``,
         ``perimeter_m`` (geodesic, WGS84 ellipsoid), ``confidence`` when probabilities
         are given, and valid Polygon/MultiPolygon geometries.
     """
     options = options or VectorizeOptions()
-    with RasterClassSource(path, probabilities) as source:
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(RasterClassSource(path, probabilities))
         names = list(class_names) if class_names is not None else source.class_names()
         src = source.src
         instance_class = source.instance_class()
+        field_name = source.class_field()
+        votes = None
         try:
             if instance_class is not None:  # one polygon per object id
-                names, classes = ["background", instance_class], None
+                classes = None
+                names = ["background", instance_class]
+                class_map = source.class_map()
+                if class_map is not None and class_map.exists():
+                    votes = stack.enter_context(RasterClassSource(class_map))
+                    _same_grid(votes.src, src, class_map)
+                    names = votes.class_names() or names
+                    field_name = votes.class_field() or field_name
+                elif class_map is not None:
+                    log.warning(
+                        "%s: its class map %s is missing; objects are not given classes",
+                        path,
+                        class_map.name,
+                    )
             else:
                 classes = resolve_classes(options.classes, names, "classes")
+                if classes is None and names and names[0] != "background":
+                    classes = list(range(len(names)))  # land cover: class 0 is a class too
             regions = polygonize_source(
                 source,
                 classes,
@@ -82,10 +108,22 @@ def vectorize_raster(
                 window=options.window,
                 progress=progress,
                 instances=instance_class is not None,
+                votes=votes,
+                vote_classes=len(names or []),
             )
-            return _frame(regions, src.transform, src.crs, src.bounds, names, options)
+            return _frame(
+                regions, src.transform, src.crs, src.bounds, names, options, field=field_name
+            )
         except (DataError, ConfigError) as exc:
             raise type(exc)(f"{path}: {exc}") from exc
+
+
+def _same_grid(a, b, path) -> None:
+    if (a.height, a.width) != (b.height, b.width) or not a.transform.almost_equals(b.transform):
+        raise InvalidRasterError(
+            f"{path}: the class map is not on the instance map's grid; vectorize the "
+            "instance map written by the same geounet predict run"
+        )
 
 
 def vectorize_to_file(
@@ -159,11 +197,16 @@ def _frame(
     bounds: Sequence[float],
     names: Sequence[str] | None,
     options: VectorizeOptions,
+    *,
+    field: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Pixel-space regions to a cleaned, measured GeoDataFrame in ``crs``."""
     crs = CRS.from_user_input(crs)
     ids = np.asarray(regions.class_ids, dtype=np.int64)
     pixels = np.asarray(regions.pixels, dtype=np.int64)
+    share = None
+    if regions.votes is not None:  # objects take their majority class
+        ids, share = majority_classes(regions.votes, len(regions.geoms))
     geoms = _to_crs_coords(np.asarray(regions.geoms, dtype=object), transform)
     pixel_m = pixel_size_m(crs, transform, tuple(bounds)) if geoms.size else 1.0
     if options.min_area_m2 > 0 and geoms.size:
@@ -171,6 +214,7 @@ def _frame(
         # the scene); the exact geodesic filter comes last.
         keep = pixels * pixel_m**2 >= 0.25 * options.min_area_m2
         ids, pixels, geoms = ids[keep], pixels[keep], geoms[keep]
+        share = None if share is None else share[keep]
         conf_sum = None if regions.prob_sum is None else np.asarray(regions.prob_sum)[keep]
     else:
         conf_sum = None if regions.prob_sum is None else np.asarray(regions.prob_sum)
@@ -188,18 +232,35 @@ def _frame(
     area, perimeter = geodesic_area_perimeter(geoms, crs)
     keep = ~shapely.is_empty(geoms) & (area >= options.min_area_m2) & (area > 0)
     names = list(names or [])
-    data: dict[str, Any] = {
-        "class_id": ids[keep],
-        "class_name": pd.Series(
-            [names[i] if 0 <= i < len(names) else f"class_{i}" for i in ids[keep].tolist()],
-            dtype=object,
-        ),
+    class_names = pd.Series(
+        [names[i] if 0 <= i < len(names) else f"class_{i}" for i in ids[keep].tolist()],
+        dtype=object,
+    )
+    data: dict[str, Any] = {"class_id": ids[keep], "class_name": class_names}
+    if field and field not in COLUMNS:
+        data[field] = class_names.copy()
+    if share is not None:
+        data["class_share"] = np.round(share[keep], 4)
+    data |= {
         "area_m2": area[keep],
+        "area_ha": area[keep] / 1e4,
         "perimeter_m": perimeter[keep],
     }
     if conf_sum is not None:
         data[CONFIDENCE] = np.round(conf_sum[keep] / np.maximum(pixels[keep], 1), 4)
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms[keep], crs=crs), crs=crs)
+
+
+def majority_classes(votes: Sequence[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each object's most frequent class (background only where nothing else) and the
+    share of its pixels that class holds."""
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    counts = np.asarray(votes, dtype=np.float64)
+    fg = counts[:, 1:]
+    ids = np.where(fg.sum(1) > 0, fg.argmax(1) + 1, 0)
+    total = np.maximum(counts.sum(1), 1)
+    return ids.astype(np.int64), counts[np.arange(n), ids] / total
 
 
 def _to_crs_coords(geoms: np.ndarray, transform: Affine) -> np.ndarray:

@@ -29,7 +29,7 @@ from scipy import ndimage
 from skimage import measure
 
 from geounet.errors import DataError, InputFileNotFoundError, InvalidRasterError
-from geounet.io.write import CLASSES_TAG, INSTANCES_TAG
+from geounet.io.write import CLASS_FIELD_TAG, CLASS_MAP_TAG, CLASSES_TAG, INSTANCES_TAG
 
 Progress = Callable[[int, int], None]
 
@@ -43,19 +43,26 @@ class Regions:
         geoms: Polygon (or, with 8-connectivity, MultiPolygon) per region.
         pixels: Pixel count per region.
         prob_sum: Sum of the region's class probability over its pixels (or ``None``).
+        votes: Pixels of each class of a class map inside the region (instance maps
+            with a class map), or ``None``.
     """
 
     class_ids: list[int] = field(default_factory=list)
     geoms: list[Any] = field(default_factory=list)
     pixels: list[int] = field(default_factory=list)
     prob_sum: list[float] | None = None
+    votes: list[np.ndarray] | None = None
 
-    def add(self, class_id: int, geom: Any, pixels: int, prob_sum: float) -> None:
+    def add(
+        self, class_id: int, geom: Any, pixels: int, prob_sum: float, votes: Any = None
+    ) -> None:
         self.class_ids.append(class_id)
         self.geoms.append(geom)
         self.pixels.append(pixels)
         if self.prob_sum is not None:
             self.prob_sum.append(prob_sum)
+        if self.votes is not None:
+            self.votes.append(votes)
 
     def sorted(self) -> Regions:
         """Regions ordered by class, then by their first pixel in raster scan order.
@@ -77,6 +84,7 @@ class Regions:
             [self.geoms[i] for i in order],
             [self.pixels[i] for i in order],
             None if self.prob_sum is None else [self.prob_sum[i] for i in order],
+            None if self.votes is None else [self.votes[i] for i in order],
         )
 
 
@@ -130,6 +138,8 @@ def polygonize_source(
     window: int = 2048,
     progress: Progress | None = None,
     instances: bool = False,
+    votes: ClassSource | None = None,
+    vote_classes: int = 0,
 ) -> Regions:
     """Polygonize ``source`` window by window (see the module docstring).
 
@@ -148,6 +158,8 @@ def polygonize_source(
     """
     grid = source.windows(window)
     merger = _SeamMerger(connectivity, source.read_prob is not None, source.width, instances)
+    if votes is not None:
+        merger.regions.votes, merger.votes, merger.vote_classes = [], votes, vote_classes
     flat = [(r, c, win) for r, row in enumerate(grid) for c, win in enumerate(row)]
     # One reader thread decodes the next window while this one is polygonized (GDAL
     # releases the GIL while it reads); only that thread touches the class-map dataset.
@@ -179,6 +191,8 @@ class _SeamMerger:
         self.instances = instances
         self.structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
         self.regions = Regions(prob_sum=[] if with_prob else None)
+        self.votes: ClassSource | None = None  # a class map whose classes objects count
+        self.vote_classes = 0
         self.next_label = 1
         # label -> [class_id, geom, pixels, prob_sum, open_below]
         self.pending: dict[int, list] = {}
@@ -204,9 +218,11 @@ class _SeamMerger:
         n = len(classes) - 1
         base = self.next_label - 1
         self.next_label += n
-        sums = None
+        sums = counts = None
         if self.regions.prob_sum is not None and n:
             sums = self._prob_sums(source, win, values, ids, labels, n)
+        if self.votes is not None and n:
+            counts = self._vote_counts(win, labels, n)
         # Labels on inner edges may continue in a neighbouring window.
         edges = []
         if not self.first_row:
@@ -235,6 +251,7 @@ class _SeamMerger:
             for (_, value), poly, count in zip(shapes, polys, pixels, strict=True):
                 lab = int(value)
                 prob = float(sums[lab]) if sums is not None else 0.0
+                vote = counts[lab] if counts is not None else None
                 if lab in border:
                     self.pending[base + lab] = [
                         int(classes[lab]),
@@ -242,10 +259,11 @@ class _SeamMerger:
                         int(count),
                         prob,
                         lab in below,
+                        vote,
                     ]
                     self.row_labels.add(base + lab)
                 else:
-                    self.regions.add(int(classes[lab]), poly, int(count), prob)
+                    self.regions.add(int(classes[lab]), poly, int(count), prob, vote)
 
         def edge(index: Any) -> tuple[np.ndarray, np.ndarray]:
             lab = labels[index].astype(np.int64)
@@ -272,7 +290,10 @@ class _SeamMerger:
             for m in members:
                 self.parent.pop(m, None)
             geom = parts[0][1] if len(parts) == 1 else _union([p[1] for p in parts])
-            self.regions.add(parts[0][0], geom, sum(p[2] for p in parts), sum(p[3] for p in parts))
+            vote = None if parts[0][5] is None else np.sum([p[5] for p in parts], axis=0)
+            self.regions.add(
+                parts[0][0], geom, sum(p[2] for p in parts), sum(p[3] for p in parts), vote
+            )
         self.row_labels = set()
         self.above, self.below = self.below, self.above
         self.left = None
@@ -305,6 +326,14 @@ class _SeamMerger:
             classes.extend([cid] * n)
         return labels, np.asarray(classes, np.int64)
 
+    def _vote_counts(self, win: tuple[int, int, int, int], labels: np.ndarray, n: int):
+        """Pixels of each class of the vote map per label: (n + 1, classes) int64."""
+        k = self.vote_classes
+        values = np.asarray(self.votes.read(*win)).astype(np.int64)
+        inside = (values >= 0) & (values < k) & (labels > 0)
+        key = labels[inside].astype(np.int64) * k + values[inside]
+        return np.bincount(key, minlength=(n + 1) * k).reshape(n + 1, k)
+
     def _prob_sums(
         self,
         source: ClassSource,
@@ -316,8 +345,11 @@ class _SeamMerger:
     ) -> np.ndarray:
         """Sum, per label, of each pixel's probability for its own class."""
         y, x, h, w = win
-        if self.instances:  # every object is of class 1
-            plane = source.read_prob(y, x, h, w, [1])[0].astype(np.float64)
+        if self.instances:  # every object is of class 1, or not background (votes)
+            if self.votes is not None:
+                plane = 1.0 - source.read_prob(y, x, h, w, [0])[0].astype(np.float64)
+            else:
+                plane = source.read_prob(y, x, h, w, [1])[0].astype(np.float64)
             conf = np.where(values > 0, plane, 0.0)
             return np.bincount(labels.ravel(), weights=conf.ravel(), minlength=n + 1)
         planes = source.read_prob(y, x, h, w, ids)
@@ -460,6 +492,15 @@ class RasterClassSource(ClassSource):
     def instance_class(self) -> str | None:
         """The objects' class name of an instance map (``GEOUNET_INSTANCES`` tag), else None."""
         return self.src.tags().get(INSTANCES_TAG)
+
+    def class_map(self) -> Path | None:
+        """The class map of an instance map's run (``GEOUNET_CLASS_MAP`` tag), beside it."""
+        name = self.src.tags().get(CLASS_MAP_TAG)
+        return self.path.with_name(name) if name else None
+
+    def class_field(self) -> str | None:
+        """The vector column that repeats the class name (``GEOUNET_CLASS_FIELD`` tag)."""
+        return self.src.tags().get(CLASS_FIELD_TAG)
 
     def __enter__(self) -> RasterClassSource:
         return self

@@ -9,20 +9,18 @@ import numpy as np
 import pytest
 
 from geounet.data.cases import (
-    IGNORE,
     Case,
     CaseCrops,
     CaseTiles,
-    LabelSpec,
     Preprocess,
     context_stack,
     normalize,
     prepare_case,
-    region_classes,
     split_cases,
 )
 from geounet.data.sources import CaseRef, RawCase
 from geounet.errors import ConfigError, DataError
+from geounet.io.labelmap import IGNORE, LabelSpec, region_classes
 
 BRATS = [[1, 2, 3, 4], [1, 3, 4], [4]]
 

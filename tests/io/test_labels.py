@@ -10,6 +10,7 @@ from conftest import DEFAULT_CRS, grid_transform, pixel_box
 from shapely.geometry import Point, Polygon
 
 from geounet.errors import InputFileNotFoundError, InvalidVectorError
+from geounet.io.labelmap import IGNORE
 from geounet.io.labels import rasterize_labels, read_labels
 
 SHAPE = (40, 50)
@@ -64,8 +65,8 @@ def test_other_formats_with_int_class_attribute(vector, name):
     polys = [pixel_box(2, 2, 10, 10), pixel_box(20, 30, 30, 45), pixel_box(35, 0, 40, 5)]
     path = vector(polys, name=name, cls=[1, 2, 0])
     labels = read_labels(path, class_attribute="cls", class_names=["bg", "a", "b"])
-    # Class 0 features are dropped.
-    assert sorted(labels["class_id"].tolist()) == [1, 2]
+    # Class 0 features are kept (with sparse labels they mark labelled background).
+    assert sorted(labels["class_id"].tolist()) == [0, 1, 2]
     mask = rasterize_labels(labels, SHAPE, TRANSFORM)
     expected = np.zeros(SHAPE, dtype=np.uint8)
     expected[2:10, 2:10] = 1
@@ -87,7 +88,7 @@ def test_class_names_map_to_ids(vector):
     labels = read_labels(
         path, class_attribute="kind", class_names=["background", "building", "road"]
     )
-    assert labels["class_id"].tolist() == [2, 1]
+    assert labels["class_id"].tolist() == [2, 1, 0]
     mask = rasterize_labels(labels, SHAPE, TRANSFORM)
     assert (mask[0:5, 0:5] == 2).all()
     assert (mask[10:15, 10:15] == 1).all()
@@ -108,13 +109,13 @@ def test_unknown_class_name_names_values(vector):
     message = str(info.value)
     assert "swimming pool" in message
     assert "lake" in message
-    assert "'road'" not in message.split("are not among")[0]
+    assert "'road'" not in message.split("map to no class")[0]
     assert "background" in message  # the known classes are listed
 
 
 def test_int_ids_out_of_range(vector):
     path = vector([pixel_box(0, 0, 2, 2)], cls=[5])
-    with pytest.raises(InvalidVectorError, match=r"outside 0\.\.2"):
+    with pytest.raises(InvalidVectorError, match=r"\['5'\] .*map to no class"):
         read_labels(path, class_attribute="cls", class_names=["a", "b", "c"])
 
 
@@ -180,9 +181,11 @@ def test_float_ids_accepted_and_missing_ids_rejected(vector):
     path = vector([pixel_box(0, 0, 2, 2), pixel_box(4, 4, 6, 6)], name="f.gpkg", cls=[1.0, 2.0])
     labels = read_labels(path, class_attribute="cls", class_names=["bg", "a", "b"])
     assert labels["class_id"].tolist() == [1, 2]
+    # NULL values are "not labelled": skipped with a count, never a crash.
     path = vector([pixel_box(0, 0, 2, 2), pixel_box(4, 4, 6, 6)], name="g.gpkg", cls=[1, None])
-    with pytest.raises(InvalidVectorError, match="nan"):
-        read_labels(path, class_attribute="cls", class_names=["bg", "a", "b"])
+    labels = read_labels(path, class_attribute="cls", class_names=["bg", "a", "b"])
+    assert labels["class_id"].tolist() == [1, IGNORE]
+    assert labels.attrs["null_features"] == 1
     path = vector([pixel_box(0, 0, 2, 2)], name="h.gpkg", cls=[1.5])
     with pytest.raises(InvalidVectorError, match=r"1\.5"):
         read_labels(path, class_attribute="cls", class_names=["bg", "a", "b"])

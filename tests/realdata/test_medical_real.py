@@ -10,8 +10,9 @@ import pytest
 
 import geounet.api as gu
 from geounet.config import load_config
-from geounet.data.cases import LabelSpec, Preprocess, prepare_case
+from geounet.data.cases import Preprocess, prepare_case
 from geounet.data.sources import FolderSource, NiftiSource
+from geounet.io.labelmap import LabelSpec
 from geounet.io.nifti import read_volume
 from geounet.train.cases import label_spec, make_source
 

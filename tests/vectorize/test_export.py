@@ -70,7 +70,14 @@ def test_geojson_is_rfc7946(gdf, tmp_path, name):
 def test_gpkg_keeps_native_crs_or_given_crs(gdf, tmp_path):
     back = pyogrio.read_dataframe(write_vectors(gdf, tmp_path / "out.gpkg"))
     assert back.crs.to_epsg() == 32636
-    assert list(back.columns) == ["class_id", "class_name", "area_m2", "perimeter_m", "geometry"]
+    assert list(back.columns) == [
+        "class_id",
+        "class_name",
+        "area_m2",
+        "area_ha",
+        "perimeter_m",
+        "geometry",
+    ]
     np.testing.assert_allclose(back.area_m2, gdf.area_m2)
     assert pyogrio.list_layers(tmp_path / "out.gpkg")[0][0] == "out"  # not the temp name
     back = pyogrio.read_dataframe(write_vectors(gdf, tmp_path / "m.gpkg", crs="EPSG:3857"))
@@ -116,7 +123,7 @@ def test_empty_frames(gdf, tmp_path):
     assert doc["type"] == "FeatureCollection" and doc["features"] == [] and "crs" not in doc
     assert len(pyogrio.read_dataframe(path)) == 0
     info = pyogrio.read_info(write_vectors(empty, tmp_path / "empty.gpkg"))
-    assert list(info["fields"]) == ["class_id", "class_name", "area_m2", "perimeter_m"]
+    assert list(info["fields"]) == ["class_id", "class_name", "area_m2", "area_ha", "perimeter_m"]
     assert info["geometry_type"] == "Polygon" and info["crs"] == "EPSG:32636"
 
 

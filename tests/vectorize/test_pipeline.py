@@ -72,7 +72,14 @@ def pixel_counts(gdf) -> set[tuple[int, int]]:
 def test_utm_rectangles_counts_names_areas_holes():
     gdf = polygonize(scene(), utm_transform(), UTM, class_names=NAMES, nodata=NODATA)
     assert len(gdf) == 4
-    assert list(gdf.columns) == ["class_id", "class_name", "area_m2", "perimeter_m", "geometry"]
+    assert list(gdf.columns) == [
+        "class_id",
+        "class_name",
+        "area_m2",
+        "area_ha",
+        "perimeter_m",
+        "geometry",
+    ]
     assert gdf.crs.to_epsg() == 32636
     assert pixel_counts(gdf) == EXPECTED_PX
     assert dict(zip(gdf.class_id, gdf.class_name, strict=True)) == {1: "building", 2: "road"}
@@ -149,6 +156,7 @@ def test_empty_result_has_schema():
         "class_id",
         "class_name",
         "area_m2",
+        "area_ha",
         "perimeter_m",
         "geometry",
     ]
