@@ -28,6 +28,7 @@ from geounet.data.datasets import is_raster
 from geounet.errors import DataError
 from geounet.infer.scene import PredictOptions, predict_scene
 from geounet.io.atomic import atomic_output
+from geounet.io.labelmap import IGNORE, LabelSpec
 from geounet.io.labels import rasterize_labels, read_labels
 from geounet.io.raster import raster_info
 from geounet.models.bundle import ModelMeta, load_bundle
@@ -41,10 +42,11 @@ PathLike = str | os.PathLike[str]
 
 @dataclass(frozen=True)
 class Region:
-    """A scene and the pixel window of it to score."""
+    """A scene, the pixel window of it to score, and the labels of that scene."""
 
     scene: Path
     window: rasterio.windows.Window
+    labels: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,10 @@ def evaluate(
         image: A scene to evaluate on (with ``labels``).
         labels: Vector labels or a mask raster for ``image``.
         config: Alternatively, a training config: its test (else validation) strips.
-        label_attribute: Vector attribute holding the class (name or id).
+            With ``labels`` too, those strips are scored against ``labels`` instead of
+            the config's own (a model trained on sparse labels, scored on dense ones).
+        label_attribute: Vector attribute holding the class (default: the one the
+            model was trained with); values map to classes as in training.
         options: Prediction options (tile, device, precision).
         n_windows: Number of example windows in the figure.
         min_object_m2: Object scores drop polygons under this area in m² (default: under
@@ -88,11 +93,15 @@ def evaluate(
     """
     net, meta = load_bundle(model)
     if config is not None:
-        regions, labels, label_attribute = _config_regions(config)
+        regions, attribute = _config_regions(config)
+        if labels is not None:  # the config's strips, scored against other labels
+            regions = [dataclasses.replace(r, labels=Path(labels)) for r in regions]
+        label_attribute = label_attribute or attribute
     elif image is not None and labels is not None:
         regions = [_labelled_region(Path(image), Path(labels))]
     else:
         raise DataError("evaluate needs IMAGE and --labels, or --config CONFIG")
+    truth_spec = TruthSpec.of(meta, label_attribute)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     confusion = ConfusionMatrix(len(meta.classes))
@@ -109,26 +118,27 @@ def evaluate(
                 mask_path,
                 dataclasses.replace(options, instances=inst_path),
             )
-            pred, truth, rgb, res = _read_region(region, mask_path, labels, label_attribute, meta)
-            valid = pred != 255
+            pred, truth, rgb, res = _read_region(region, mask_path, truth_spec, meta)
+            valid = (pred != 255) & (truth != IGNORE)
             confusion.update(pred[valid], truth[valid])
+            truth = np.where(pred == 255, IGNORE, truth)  # no prediction: not scored
             preds.append(pred)
             truths.append(truth)
             pixels.append(res)
-            objects.append(
-                _region_objects(region, pred, truth, inst_path, labels, label_attribute, meta)
-            )
+            objects.append(_region_objects(region, pred, truth, inst_path, truth_spec, meta))
             samples.extend(_example_windows(rgb, truth, pred, n_windows))
             if i == 0:
                 first_rgb = rgb
     metrics = confusion.scores(meta.classes)
     metrics["regions"] = len(regions)
+    metrics["present_classes"] = [n for n in meta.classes if metrics[n]["iou"] is not None]
     metrics["boundary"] = _boundary_metrics(preds, truths, pixels, meta)
     metrics["objects"] = _object_metrics(objects, pixels, meta, min_object_m2)
     metrics_path = out / "metrics.json"
     with atomic_output(metrics_path) as tmp_path:
-        tmp_path.write_text(json.dumps(metrics, indent=2, allow_nan=True))
+        tmp_path.write_text(json.dumps(_finite(metrics), indent=2))
     from geounet.report import (
+        confusion_figure,
         objects_figure,
         training_curves_figure,
         windows_figure,
@@ -136,8 +146,12 @@ def evaluate(
     )
 
     figures = [windows_figure(samples[:n_windows], meta, out / "windows.png")]
-    if len(meta.classes) == 2:  # predicted and true objects of the first region
-        pred_polys, true_polys = objects[0][meta.classes[1]]
+    if len(meta.classes) > 2:
+        figures.append(
+            confusion_figure(metrics["confusion_matrix"], meta.classes, out / "confusion.png")
+        )
+    if objects[0]:  # predicted and true objects of the first region
+        pred_polys, true_polys = next(iter(objects[0].values()))
         figures.append(objects_figure(first_rgb, pred_polys, true_polys, out / "objects.png"))
     curves = Path(model).with_name("metrics.csv")
     if curves.exists():
@@ -160,61 +174,122 @@ def _labelled_region(image: Path, labels: Path) -> Region:
         window = window.intersection(full).round_offsets().round_lengths()
     except rasterio.errors.WindowError as exc:
         raise DataError(f"{labels}: labels do not overlap {image}") from exc
-    return Region(image, window)
+    return Region(image, window, labels)
 
 
-def _config_regions(config: Config) -> tuple[list[Region], str, str | None]:
-    """Test (else validation) strips of a config, as windows of their scenes."""
-    from geounet.train.fit import prepare
+def _config_regions(config: Config) -> tuple[list[Region], str | None]:
+    """Test (else validation) strips of a config, as windows of their scenes with their
+    label files; and the config's label attribute."""
+    from geounet.train.fit import label_files, prepare
 
     prepared = prepare(config, Path(config.run_dir))
     strips = prepared.split.test or prepared.split.val
     index = prepared.dataset.index
+    files = label_files(config)
     regions = []
     for row, strip in zip(index.itertuples(), strips, strict=True):
         scene = Path(prepared.sources.get(row.filepath_1, row.filepath_1))
+        labels = Path(files[0] if len(files) == 1 else _scene_labels(row, files))
         info = raster_info(scene)
         bounds = rasterio.warp.transform_bounds(prepared.dataset.crs, info.crs, *strip.bounds)
         window = rasterio.windows.from_bounds(*bounds, transform=info.transform)
-        regions.append(Region(scene, window.round_offsets().round_lengths()))
-    return regions, config.data.labels, config.data.label_attribute
+        regions.append(Region(scene, window.round_offsets().round_lengths(), labels))
+    return regions, config.data.label_attribute
+
+
+def _scene_labels(row: Any, files: list[str]) -> str:
+    """The label file of a scene when each scene has its own (the one the dataset paired
+    with it)."""
+    name = getattr(row, "filepath_2", None)
+    if name and any(Path(name) == Path(f) for f in files):
+        return name
+    return files[0]
+
+
+@dataclass(frozen=True)
+class TruthSpec:
+    """How evaluation reads true labels: as the model was trained (codes, attribute
+    values and groups to classes; nodata, NULL and ignored values not scored)."""
+
+    spec: LabelSpec
+    attribute: str | None
+    sparse: bool
+
+    @classmethod
+    def of(cls, meta: ModelMeta, attribute: str | None = None) -> TruthSpec:
+        """The label reading recorded in a model bundle (``attribute`` overrides)."""
+        record = meta.labels or {}
+        classes = meta.classes
+        mapping = record.get("map") or None
+        label_map = None
+        if mapping:
+            label_map = {k: classes.index(v) for k, v in mapping.items() if v in classes}
+        other = record.get("other")
+        spec = LabelSpec(
+            len(classes),
+            label_map=label_map,
+            ignore_values=list(record.get("ignore_values") or []),
+            other=classes.index(other) if other in classes else None,
+            names=tuple(classes),
+        )
+        return cls(spec, attribute or record.get("attribute"), bool(record.get("sparse")))
+
+    def vectors(self, path: PathLike, crs: Any, *, points: bool = False):
+        """Label features in ``crs`` with their class ids."""
+        return read_labels(
+            path, crs=crs, class_attribute=self.attribute, spec=self.spec, points=points
+        )
 
 
 def _read_region(
-    region: Region,
-    mask_path: Path,
-    labels: PathLike,
-    attribute: str | None,
-    meta: ModelMeta,
+    region: Region, mask_path: Path, truth: TruthSpec, meta: ModelMeta
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
-    """Prediction, truth and a display image of the region, and its pixel size in metres."""
+    """Prediction, truth (:data:`IGNORE` where not labelled), a display image of the
+    region, and its pixel size in metres."""
     info = raster_info(region.scene)
     win = region.window
     transform = rasterio.windows.transform(win, info.transform)
     shape = (int(win.height), int(win.width))
     with rasterio.open(mask_path) as src:
         pred = src.read(1, window=win)
-    if is_raster(labels):
-        truth = _read_region_truth(region, labels, meta)
+    if is_raster(region.labels):
+        labels = _read_region_truth(region, truth, meta)
     else:
-        gdf = read_labels(labels, crs=info.crs, class_attribute=attribute, class_names=meta.classes)
-        truth = rasterize_labels(gdf, shape, transform)
+        # outside every feature is background only for dense labels of a model with a
+        # background class; otherwise (sparse labels, land cover) it is not labelled
+        sparse = truth.sparse or meta.classes[0] != "background"
+        gdf = truth.vectors(region.labels, info.crs, points=sparse)
+        labels = rasterize_labels(gdf, shape, transform, fill=IGNORE if sparse else 0)
     with rasterio.open(region.scene) as src:
-        bands = [1, 2, 3] if src.count >= 3 else [1]
-        rgb = src.read(bands, window=win).astype(np.float32)
+        rgb = src.read(_display_indexes(meta, src.count), window=win).astype(np.float32)
+        missing = ~src.dataset_mask(window=win).astype(bool)
+    rgb[:, missing] = np.nan
     metres = info.ground_resolution
-    return pred, truth.astype(np.int64), rgb, (metres, metres)
+    return pred, labels.astype(np.int64), rgb, (metres, metres)
+
+
+def _display_indexes(meta: ModelMeta, count: int) -> list[int]:
+    """1-based scene bands to show: the model's RGB bands, else the first three (or one)."""
+    if meta.display_bands:
+        base = meta.band_indexes or list(range(1, count + 1))
+        return [base[b] for b in meta.display_bands]
+    return [1, 2, 3] if count >= 3 else [1]
 
 
 def _boundary_metrics(preds, truths, pixels, meta: ModelMeta) -> dict[str, Any]:
-    """HD and HD95 per foreground class, in pixels and metres (worst region reported)."""
+    """HD and HD95 per class (but background), in pixels and metres (worst region
+    reported), over labelled pixels; none for sparse labels, whose outlines are not the
+    objects' outlines."""
     result: dict[str, Any] = {}
+    if (meta.labels or {}).get("sparse"):
+        return result
     for class_id, name in enumerate(meta.classes):
-        if class_id == 0:
+        if class_id == 0 and name == "background":
             continue
         values: dict[str, float] = {}
         for pred, truth, spacing in zip(preds, truths, pixels, strict=True):
-            p, t = pred == class_id, truth == class_id
+            labelled = truth != IGNORE
+            p, t = (pred == class_id) & labelled, truth == class_id
             for key, kwargs in (
                 ("hd_px", {}),
                 ("hd95_px", {"percentile": 95}),
@@ -231,29 +306,36 @@ def _region_objects(
     pred: np.ndarray,
     truth: np.ndarray,
     instances: Path | None,
-    labels: PathLike,
-    attribute: str | None,
+    truth_spec: TruthSpec,
     meta: ModelMeta,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Predicted and true polygons per foreground class, in the region's pixel space.
+    """Predicted and true polygons of the countable objects, in the region's pixel space.
 
-    Predictions are the objects of the instance map (object models) or the connected
-    regions of the class map; truths the label polygons clipped to the region (or the
-    connected regions of a label raster).
+    Binary models: the connected regions of the class map (or, for object models, the
+    objects of the instance map) against the label polygons clipped to the region (or
+    the connected regions of a label raster). Object models of several classes (fields
+    of several crops): every object against every true polygon, whatever its class.
+    Land-cover models (several classes, no objects) have no objects to score.
     """
+    if len(meta.classes) != 2 and not meta.boundary:
+        return {}
+    name = (meta.objects or {}).get("name") or ("field" if meta.boundary else meta.classes[1])
     info = raster_info(region.scene)
     win = region.window
     shape = (int(win.height), int(win.width))
     if instances is not None:
         with rasterio.open(instances) as src:
             ids = src.read(1, window=win)
-        pred_polys = _pixel_polygons(ids, instances=True)
+        pred_polys = _pixel_polygons(ids, instances=True).get(1, _NONE)
     else:
-        pred_polys = _pixel_polygons(np.where(pred == 255, 0, pred))
-    if is_raster(labels):
-        true_polys = _pixel_polygons(truth)
+        pred_polys = _pixel_polygons(np.where(pred == 255, 0, pred)).get(1, _NONE)
+    if is_raster(region.labels):
+        fg = np.where((truth > 0) & (truth != IGNORE), 1 if len(meta.classes) == 2 else truth, 0)
+        true_polys = _pixel_polygons(fg)
+        true_polys = np.concatenate(list(true_polys.values())) if true_polys else _NONE
     else:
-        gdf = read_labels(labels, crs=info.crs, class_attribute=attribute, class_names=meta.classes)
+        gdf = truth_spec.vectors(region.labels, info.crs)
+        gdf = gdf[(gdf["class_id"] > 0) & (gdf["class_id"] != IGNORE)]
         transform = rasterio.windows.transform(win, info.transform)
         box = shapely.box(0, 0, shape[1], shape[0])
         inverse = ~transform
@@ -263,14 +345,8 @@ def _region_objects(
             np.asarray(gdf.geometry.values, dtype=object), lambda xy: xy @ matrix + offset
         )
         geoms = shapely.intersection(geoms, box)
-        inside = ~shapely.is_empty(geoms)
-        geoms, class_ids = geoms[inside], gdf["class_id"].to_numpy()[inside]
-        true_polys = {int(c): geoms[class_ids == c] for c in np.unique(class_ids)}
-    result = {}
-    for class_id, name in enumerate(meta.classes):
-        if class_id:
-            result[name] = (pred_polys.get(class_id, _NONE), true_polys.get(class_id, _NONE))
-    return result
+        true_polys = geoms[~shapely.is_empty(geoms)]
+    return {name: (pred_polys, true_polys)}
 
 
 _NONE = np.zeros(0, dtype=object)
@@ -286,10 +362,11 @@ def _pixel_polygons(values: np.ndarray, instances: bool = False) -> dict:
     return {int(c): geoms[ids == c] for c in np.unique(ids)}
 
 
-def _read_region_truth(region: Region, labels: PathLike, meta: ModelMeta) -> np.ndarray:
+def _read_region_truth(region: Region, truth: TruthSpec, meta: ModelMeta) -> np.ndarray:
+    """A label raster's classes on the region (nearest neighbour, in any CRS)."""
     info = raster_info(region.scene)
     with (
-        rasterio.open(labels) as src,
+        rasterio.open(region.labels) as src,
         WarpedVRT(
             src,
             crs=info.crs,
@@ -299,23 +376,23 @@ def _read_region_truth(region: Region, labels: PathLike, meta: ModelMeta) -> np.
             resampling=Resampling.nearest,
         ) as vrt,
     ):
-        truth = vrt.read(1, window=region.window)
-    if len(meta.classes) == 2:
-        truth = (truth > 0).astype(np.uint8)
-    return truth
+        raw = vrt.read(1, window=region.window, masked=True)
+        nodata = src.nodata
+    classes = truth.spec.apply(np.ma.getdata(raw), region.labels, nodata=nodata)
+    classes[np.ma.getmaskarray(raw)] = IGNORE  # outside the label raster
+    return classes
 
 
 def _object_metrics(
     objects: list[dict], pixels: list[tuple[float, float]], meta: ModelMeta, min_m2: float | None
 ) -> dict[str, Any]:
-    """Polygon object scores per foreground class (SpaceNet rule), over all regions."""
+    """Polygon object scores per kind of object (SpaceNet rule), over all regions."""
     from geounet.vectorize.score import SPACENET_MIN_PX, score_polygons
 
     result: dict[str, Any] = {}
     keys = ("tp", "fp", "fn", "n_pred", "n_true", "merges", "merged_true", "splits")
-    for class_id, name in enumerate(meta.classes):
-        if class_id == 0:
-            continue
+    names = list(objects[0]) if objects else []
+    for name in names:
         totals = dict.fromkeys((*keys, "split_pieces"), 0)
         ious = []
         for region, (mx, my) in zip(objects, pixels, strict=True):
@@ -344,13 +421,29 @@ def _object_metrics(
 
 
 def _example_windows(rgb, truth, pred, n: int, size: int = 256) -> list[tuple]:
-    """Up to ``n`` windows of the region with the most foreground, for the figure."""
+    """Up to ``n`` windows of the region for the figure: the ones with the most labelled
+    foreground, and for land cover (no background class) the most classes."""
     h, w = truth.shape
     size = min(size, h, w)
     candidates = []
     for r in range(0, max(1, h - size + 1), size):
         for c in range(0, max(1, w - size + 1), size):
             sl = (slice(r, r + size), slice(c, c + size))
-            candidates.append((float((truth[sl] > 0).mean()), sl))
+            t = truth[sl]
+            labelled = t[t != IGNORE]
+            score = float((labelled > 0).mean()) if labelled.size else 0.0
+            score += len(np.unique(labelled)) + (labelled.size / t.size)
+            candidates.append((score, sl))
     candidates.sort(key=lambda t: -t[0])
     return [(rgb[(slice(None), *sl)], truth[sl], pred[sl]) for _, sl in candidates[:n]]
+
+
+def _finite(value: Any) -> Any:
+    """Metrics as strict JSON: infinite distances (a class absent from one side) -> None."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -22,9 +22,10 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, *, layout: bool = True) -> Path:
     """Write a figure atomically as PNG and free it."""
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=80)
     _pyplot().close(fig)
@@ -32,33 +33,131 @@ def _save(fig, path: Path) -> Path:
 
 
 def _display(rgb: np.ndarray) -> np.ndarray:
-    """A 2-98 % stretched (H, W, 3) image for display, from 1 or 3 bands."""
-    img = rgb.astype(np.float32)
-    lo, hi = np.percentile(img, [2, 98])
-    img = np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1)
+    """A 2-98 % stretched (H, W, 3) image for display, from 1 or 3 bands, per band; no
+    data (NaN) shows white."""
+    img = np.asarray(rgb, dtype=np.float32)
     img = np.repeat(img, 3, axis=0) if img.shape[0] == 1 else img[:3]
-    return np.moveaxis(img, 0, -1)
+    out = np.ones(img.shape, dtype=np.float32)
+    for b, band in enumerate(img):
+        finite = np.isfinite(band)
+        if not finite.any():
+            continue
+        lo, hi = np.percentile(band[finite], [2, 98])
+        out[b] = np.where(finite, np.clip((band - lo) / max(hi - lo, 1e-6), 0, 1), 1.0)
+    return np.moveaxis(out, 0, -1)
+
+
+_TP, _FP, _FN, _WRONG, _UNLABELLED = (
+    (0.1, 0.8, 0.1),
+    (0.9, 0.1, 0.1),
+    (0.1, 0.3, 0.9),
+    (0.75, 0.0, 0.75),
+    (0.85, 0.85, 0.85),
+)
+
+
+def _class_colors(meta: ModelMeta) -> np.ndarray:
+    """(256, 3) RGB in [0, 1]: the class colours, then white for 255 (not labelled)."""
+    colors = np.array(meta.colors + [[0, 0, 0]] * 256, dtype=np.float32)[:256] / 255
+    colors[255] = _UNLABELLED
+    return colors
 
 
 def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Path:
-    """Rows of image | truth | prediction | errors (green TP, red FP, blue FN) windows."""
+    """Rows of image | truth | prediction | errors windows, with the class legend.
+
+    Errors: for a background-and-object task green true positives, red false positives,
+    blue misses; for land cover (every class a class) green right, red wrong; grey
+    pixels are not labelled (or have no data).
+    """
+    from matplotlib.patches import Patch
+
     plt = _pyplot()
-    colors = np.array(meta.colors + [[0, 0, 0]] * 256, dtype=np.float32)[:256] / 255
+    colors = _class_colors(meta)
+    background = meta.classes[0] == "background"
     rows = max(1, len(samples))
-    fig, axes = plt.subplots(rows, 4, figsize=(12, 3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, 4, figsize=(12, 3 * rows + 1.2), squeeze=False)
     for ax_row, (rgb, truth, pred) in zip(axes, samples, strict=False):
-        errors = np.zeros((*truth.shape, 3), dtype=np.float32)
-        fg_t, fg_p = truth > 0, (pred > 0) & (pred != 255)
-        errors[fg_t & fg_p & (truth == pred)] = (0.1, 0.8, 0.1)
-        errors[fg_p & ~(fg_t & (truth == pred))] = (0.9, 0.1, 0.1)
-        errors[fg_t & ~fg_p] = (0.1, 0.3, 0.9)
-        panels = [_display(rgb), colors[truth], colors[np.where(pred == 255, 0, pred)], errors]
+        truth = np.where((truth < 0) | (truth > 255), 255, truth)
+        pred = np.where(pred == 255, 255, pred)
+        labelled = (truth != 255) & (pred != 255)
+        errors = np.full((*truth.shape, 3), _UNLABELLED, dtype=np.float32)
+        if background:
+            fg_t, fg_p = truth > 0, pred > 0
+            errors[labelled] = (1.0, 1.0, 1.0)
+            errors[labelled & fg_t & fg_p & (truth == pred)] = _TP
+            errors[labelled & fg_p & ~(fg_t & (truth == pred))] = _FP
+            errors[labelled & fg_t & ~fg_p] = _FN
+        else:
+            errors[labelled & (truth == pred)] = _TP
+            errors[labelled & (truth != pred)] = _WRONG
+        panels = [_display(rgb), colors[truth], colors[pred], errors]
         for ax, panel, title in zip(
             ax_row, panels, ("image", "truth", "prediction", "errors"), strict=True
         ):
             ax.imshow(panel, interpolation="nearest")
             ax.set_title(title)
             ax.axis("off")
+    classes = [
+        Patch(facecolor=colors[i], edgecolor="0.4", label=name)
+        for i, name in enumerate(meta.classes)
+    ]
+    if background:
+        errors = [
+            Patch(facecolor=_TP, label="right"),
+            Patch(facecolor=_FP, label="false alarm / wrong class"),
+            Patch(facecolor=_FN, label="missed"),
+        ]
+    else:
+        errors = [Patch(facecolor=_TP, label="right"), Patch(facecolor=_WRONG, label="wrong")]
+    errors.append(Patch(facecolor=_UNLABELLED, edgecolor="0.4", label="not labelled / no data"))
+    ncol = min(5, len(classes))
+    rows_needed = -(-len(classes) // ncol)
+    fig.legend(
+        handles=classes,
+        title="classes",
+        loc="lower left",
+        ncol=ncol,
+        fontsize=8,
+        frameon=False,
+        bbox_to_anchor=(0.0, 0.0),
+    )
+    fig.legend(
+        handles=errors, title="errors", loc="lower right", fontsize=8, frameon=False, ncol=1
+    )
+    bottom = (0.5 + 0.25 * max(rows_needed, len(errors))) / (3 * rows + 1.2)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    return _save(fig, path, layout=False)
+
+
+def confusion_figure(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Path) -> Path:
+    """The confusion matrix with class names: shares of each true class (rows) by
+    predicted class, pixel counts in the cells."""
+    plt = _pyplot()
+    m = np.asarray(matrix, dtype=np.float64)
+    share = m / np.maximum(m.sum(1, keepdims=True), 1)
+    k = len(classes)
+    side = max(4.0, 0.6 * k + 2.5)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("truth")
+    for i in range(k):
+        for j in range(k):
+            if m[i, j]:
+                ax.text(
+                    j,
+                    i,
+                    f"{share[i, j]:.2f}\n{int(m[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if share[i, j] > 0.5 else "black",
+                )
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+    ax.set_title("confusion matrix (rows: truth)")
     return _save(fig, path)
 
 
@@ -145,7 +244,8 @@ def write_report(
         f"Regions evaluated: {metrics['regions']}.",
         "",
         f"- pixel accuracy: {_num(metrics['pixel_accuracy'], 4)}",
-        f"- macro IoU: {_num(metrics['macro_iou'], 4)} (mean over classes)",
+        f"- mean IoU: {_num(metrics['macro_iou'], 4)} (over the classes present in truth "
+        "or prediction)",
         f"- micro IoU: {_num(metrics['micro_iou'], 4)} (pooled over classes)",
         f"- macro Dice/F1: {_num(metrics['macro_dice'], 4)}",
         "",
@@ -156,7 +256,7 @@ def write_report(
     ]
     for name in meta.classes:
         c = metrics["classes"][name] if "classes" in metrics else metrics[name]
-        b = metrics["boundary"].get(name, {})
+        b = metrics.get("boundary", {}).get(name, {})
         lines.append(
             f"| {name} | {_num(c['iou'], 4)} | {_num(c['dice'], 4)} | "
             f"{_num(c['precision'], 4)} | {_num(c['recall'], 4)} | {c['support']} | "
@@ -181,7 +281,7 @@ def write_report(
             "half or more of two or more true ones; a split is a true polygon with two or more "
             "predicted polygons mostly inside it.",
             "",
-            "| class | true | predicted | matched | precision | recall | F1 | mean IoU "
+            "| objects | true | predicted | matched | precision | recall | F1 | mean IoU "
             "| merges (true inside) | splits (pieces) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]

@@ -10,7 +10,11 @@ from geounet.cli.options import device_option, precision_option
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--image", type=click.Path(), help="Scene, chip, .mat or case folder to score.")
-@click.option("--labels", type=click.Path(dir_okay=False), help="Its labels (vector or mask).")
+@click.option(
+    "--labels",
+    type=click.Path(dir_okay=False),
+    help="Its labels (vector or mask); with --config, other labels for the config's strips.",
+)
 @click.option("--label-attribute", default=None, help="Vector attribute holding the class.")
 @click.option(
     "--config",
@@ -49,11 +53,15 @@ def evaluate(
     """Score MODEL on labelled data; write metrics.json, report.md and PNG figures.
 
     With --config, chips, volumes and slices are scored case by case (Dice, IoU, HD95 in
-    mm) on the config's test cases (validation cases if none).
+    mm) on the config's test cases (validation cases if none); scenes on its test strips,
+    against --labels when given (a model trained on sparse labels, scored on dense ones).
     """
     import geounet.api as gu
 
-    if (image is None) != (labels is None) or (image is None) == (config_path is None):
+    if config_path is not None:
+        if image is not None:
+            raise click.UsageError("give either --image and --labels, or --config")
+    elif image is None or labels is None:
         raise click.UsageError("give either --image and --labels, or --config")
     result = gu.evaluate(
         model,
@@ -78,7 +86,15 @@ def evaluate(
         click.echo(f"report:  {result.report_path}")
         click.echo(f"metrics: {result.metrics_path}")
         return
-    click.echo(f"pixel accuracy {m['pixel_accuracy']:.4f}, macro IoU {m['macro_iou']:.4f}")
+    click.echo(
+        f"pixel accuracy {m['pixel_accuracy']:.4f}, mean IoU {m['macro_iou']:.4f} over "
+        f"{len(m.get('present_classes', []))} classes present"
+    )
+    if len(m.get("present_classes", [])) > 2:
+        click.echo(
+            "  "
+            + ", ".join(f"{n} {m[n]['iou']:.3f}" for n in m["present_classes"] if n in m)
+        )
     for name, o in m.get("objects", {}).items():
         click.echo(
             f"{name}: object F1 {o['f1']:.4f} ({o['tp']} of {o['n_true']} true matched, "
