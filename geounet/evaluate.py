@@ -92,48 +92,32 @@ def evaluate(
         An :class:`EvalResult`.
     """
     net, meta = load_bundle(model)
-    if config is not None:
-        regions, attribute = _config_regions(config)
-        if labels is not None:  # the config's strips, scored against other labels
-            regions = [dataclasses.replace(r, labels=Path(labels)) for r in regions]
-        label_attribute = label_attribute or attribute
-    elif image is not None and labels is not None:
-        regions = [_labelled_region(Path(image), Path(labels))]
-    else:
-        raise DataError("evaluate needs IMAGE and --labels, or --config CONFIG")
-    truth_spec = TruthSpec.of(meta, label_attribute)
+    options = options or PredictOptions()
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        if config is not None:
+            regions, attribute = _config_regions(config)
+            if labels is not None:  # the config's strips, scored against other labels
+                regions = [dataclasses.replace(r, labels=Path(labels)) for r in regions]
+            label_attribute = label_attribute or attribute
+        elif image is not None and labels is not None:
+            regions = [_labelled_region(_scene_input(image, meta, tmp), Path(labels))]
+        else:
+            raise DataError("evaluate needs IMAGE and --labels, or --config CONFIG")
+        truth = TruthSpec.of(meta, label_attribute)
+        scored = _score_regions(net, meta, regions, truth, options, tmp, n_windows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    confusion = ConfusionMatrix(len(meta.classes))
-    preds, truths, pixels, samples, objects = [], [], [], [], []
-    options = options or PredictOptions()
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, region in enumerate(regions):
-            mask_path = Path(tmp) / f"pred_{i}.tif"
-            inst_path = Path(tmp) / f"instances_{i}.tif" if meta.objects else None
-            predict_scene(
-                net,
-                meta,
-                region.scene,
-                mask_path,
-                dataclasses.replace(options, instances=inst_path),
-            )
-            pred, truth, rgb, res = _read_region(region, mask_path, truth_spec, meta)
-            valid = (pred != 255) & (truth != IGNORE)
-            confusion.update(pred[valid], truth[valid])
-            truth = np.where(pred == 255, IGNORE, truth)  # no prediction: not scored
-            preds.append(pred)
-            truths.append(truth)
-            pixels.append(res)
-            objects.append(_region_objects(region, pred, truth, inst_path, truth_spec, meta))
-            samples.extend(_example_windows(rgb, truth, pred, n_windows))
-            if i == 0:
-                first_rgb = rgb
-    metrics = confusion.scores(meta.classes)
+    metrics = scored.confusion.scores(meta.classes)
     metrics["regions"] = len(regions)
     metrics["present_classes"] = [n for n in meta.classes if metrics[n]["iou"] is not None]
-    metrics["boundary"] = _boundary_metrics(preds, truths, pixels, meta)
-    metrics["objects"] = _object_metrics(objects, pixels, meta, min_object_m2)
+    metrics["boundary"] = _boundary_metrics(scored.preds, scored.truths, scored.pixels, meta)
+    metrics["objects"] = _object_metrics(scored.objects, scored.pixels, meta, min_object_m2)
+    if meta.boundary:  # fields: any object class against background, as Fields of the World
+        m = np.asarray(metrics["confusion_matrix"], dtype=np.float64)
+        tp, fn, fp = m[1:, 1:].sum(), m[1:, 0].sum(), m[0, 1:].sum()
+        for record in metrics["objects"].values():
+            record["pixel_iou"] = float(tp / (tp + fp + fn)) if tp + fp + fn else None
     metrics_path = out / "metrics.json"
     with atomic_output(metrics_path) as tmp_path:
         tmp_path.write_text(json.dumps(_finite(metrics), indent=2))
@@ -145,19 +129,76 @@ def evaluate(
         write_report,
     )
 
-    figures = [windows_figure(samples[:n_windows], meta, out / "windows.png")]
+    figures = [windows_figure(scored.samples[:n_windows], meta, out / "windows.png")]
     if len(meta.classes) > 2:
         figures.append(
             confusion_figure(metrics["confusion_matrix"], meta.classes, out / "confusion.png")
         )
-    if objects[0]:  # predicted and true objects of the first region
-        pred_polys, true_polys = next(iter(objects[0].values()))
-        figures.append(objects_figure(first_rgb, pred_polys, true_polys, out / "objects.png"))
+    if scored.objects[0]:  # predicted and true objects of the first region
+        pred_polys, true_polys = next(iter(scored.objects[0].values()))
+        figures.append(
+            objects_figure(scored.first_image, pred_polys, true_polys, out / "objects.png")
+        )
     curves = Path(model).with_name("metrics.csv")
     if curves.exists():
         figures.append(training_curves_figure(curves, out / "training_curves.png"))
     report = write_report(metrics, meta, figures, out / "report.md", model=Path(model))
     return EvalResult(metrics, metrics_path, report, figures)
+
+
+def _scene_input(image: PathLike | list, meta: ModelMeta, tmp: Path) -> Path:
+    """The scene to evaluate: a raster, or band files / dates (a list or comma-joined)
+    stacked as in training."""
+    from geounet.io.stack import stack_rasters
+
+    parts = image if isinstance(image, list | tuple) else str(image).split(",")
+    if len(parts) == 1:
+        return Path(parts[0])
+    return stack_rasters(parts, tmp / "stack.vrt", kind=meta.stack or "dates")
+
+
+@dataclass
+class _Scored:
+    """What scoring the regions gathered."""
+
+    confusion: ConfusionMatrix
+    preds: list[np.ndarray]
+    truths: list[np.ndarray]
+    pixels: list[tuple[float, float]]
+    samples: list[tuple]
+    objects: list[dict]
+    first_image: np.ndarray | None = None
+
+
+def _score_regions(
+    net: Any,
+    meta: ModelMeta,
+    regions: list[Region],
+    truth_spec: TruthSpec,
+    options: PredictOptions,
+    tmp: Path,
+    n_windows: int,
+) -> _Scored:
+    """Predict every region whole (full context) and gather what the scores need."""
+    scored = _Scored(ConfusionMatrix(len(meta.classes)), [], [], [], [], [])
+    for i, region in enumerate(regions):
+        mask_path = tmp / f"pred_{i}.tif"
+        inst_path = tmp / f"instances_{i}.tif" if meta.objects else None
+        predict_scene(
+            net, meta, region.scene, mask_path, dataclasses.replace(options, instances=inst_path)
+        )
+        pred, truth, rgb, res = _read_region(region, mask_path, truth_spec, meta)
+        valid = (pred != 255) & (truth != IGNORE)
+        scored.confusion.update(pred[valid], truth[valid])
+        truth = np.where(pred == 255, IGNORE, truth)  # no prediction: not scored
+        scored.preds.append(pred)
+        scored.truths.append(truth)
+        scored.pixels.append(res)
+        scored.objects.append(_region_objects(region, pred, truth, inst_path, truth_spec, meta))
+        scored.samples.extend(_example_windows(rgb, truth, pred, n_windows))
+        if i == 0:
+            scored.first_image = rgb
+    return scored
 
 
 def _labelled_region(image: Path, labels: Path) -> Region:

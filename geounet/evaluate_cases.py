@@ -21,7 +21,7 @@ from geounet.io.atomic import atomic_output
 from geounet.io.labelmap import IGNORE, LabelSpec, region_classes
 from geounet.models.bundle import ModelMeta, load_bundle
 from geounet.train.cases import evaluation_refs, label_spec, make_source
-from geounet.train.metrics import hausdorff_distance
+from geounet.train.metrics import ConfusionMatrix, hausdorff_distance
 
 PathLike = str | os.PathLike[str]
 
@@ -69,6 +69,7 @@ def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalRe
     """Predict and score every case; write metrics, report and figures."""
     regions = _regions(meta)
     out.mkdir(parents=True, exist_ok=True)
+    confusion = ConfusionMatrix(len(meta.classes))
     rows, samples = [], []
     wrong = total = 0
     rand_errors = []
@@ -78,6 +79,7 @@ def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalRe
         probs = predict_raw(net, meta, raw, options)
         pred = probs.argmax(0)
         valid = truth != IGNORE
+        confusion.update(pred[valid], truth[valid])
         wrong += int((pred[valid] != truth[valid]).sum())
         total += int(valid.sum())
         row: dict[str, Any] = {"case": ref.id}
@@ -98,13 +100,21 @@ def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalRe
     }
     if rand_errors:
         metrics["adapted_rand_error"] = float(np.mean(rand_errors))
+    # every labelled pixel of every case pooled: per-class IoU, F1, precision, recall
+    pooled = confusion.scores(meta.classes)
+    metrics["pooled"] = pooled
+    metrics["present_classes"] = [n for n in meta.classes if pooled[n]["iou"] is not None]
     metrics_path = out / "metrics.json"
     with atomic_output(metrics_path) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
-    from geounet.report import training_curves_figure, windows_figure
+    from geounet.report import confusion_figure, training_curves_figure, windows_figure
 
-    samples.sort(key=lambda s: -float((s[1] > 0).mean()))
+    samples.sort(key=lambda s: -float(((s[1] > 0) & (s[1] != IGNORE)).mean()))
     figures = [windows_figure(samples[:4], meta, out / "cases.png")]
+    if len(meta.classes) > 2:
+        figures.append(
+            confusion_figure(pooled["confusion_matrix"], meta.classes, out / "confusion.png")
+        )
     curves = model.with_name("metrics.csv")
     if curves.exists():
         figures.append(training_curves_figure(curves, out / "training_curves.png"))
@@ -181,7 +191,6 @@ def _sample(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> tuple:
         take[axis] = s
         image = image[(slice(None), *take)]
         truth, pred = truth[tuple(take)], pred[tuple(take)]
-    truth = np.where(truth == IGNORE, 0, truth)
     shown = image[:3] if image.shape[0] >= 3 else image[:1]
     return shown.astype(np.float32), truth.astype(np.int64), pred.astype(np.int64)
 
@@ -209,6 +218,12 @@ def _write_report(
         lines.append(f"| {row['case']} | " + " | ".join(cells(row[r]) for r in regions) + " |")
     lines.append("| **mean** | " + " | ".join(cells(metrics["mean"][r]) for r in regions) + " |")
     lines += ["", f"Pixel error (misclassified share): {metrics['pixel_error']:.4f}"]
+    pooled = metrics.get("pooled")
+    if pooled is not None:
+        from geounet.report import class_table
+
+        lines += ["", "## Per class, all cases pooled", ""]
+        lines += class_table(pooled, meta.classes)
     if "adapted_rand_error" in metrics:
         lines.append(f"Adapted Rand error (skimage): {metrics['adapted_rand_error']:.4f}")
     lines.append("")

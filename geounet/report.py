@@ -122,9 +122,7 @@ def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Pat
         frameon=False,
         bbox_to_anchor=(0.0, 0.0),
     )
-    fig.legend(
-        handles=errors, title="errors", loc="lower right", fontsize=8, frameon=False, ncol=1
-    )
+    fig.legend(handles=errors, title="errors", loc="lower right", fontsize=8, frameon=False, ncol=1)
     bottom = (0.5 + 0.25 * max(rows_needed, len(errors))) / (3 * rows + 1.2)
     fig.tight_layout(rect=(0, bottom, 1, 1))
     return _save(fig, path, layout=False)
@@ -232,6 +230,27 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None or value != value else f"{value:.{digits}f}"
 
 
+def class_table(scores: dict[str, Any], classes: Sequence[str]) -> list[str]:
+    """Markdown rows: per-class IoU, F1, precision, recall and support, then the mean IoU
+    over the classes present."""
+    lines = [
+        "| class | IoU | F1 | precision | recall | support (px) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in classes:
+        c = scores[name]
+        lines.append(
+            f"| {name} | {_num(c['iou'], 4)} | {_num(c['dice'], 4)} | "
+            f"{_num(c['precision'], 4)} | {_num(c['recall'], 4)} | {c['support']} |"
+        )
+    lines += [
+        "",
+        f"Mean IoU over the classes present: {_num(scores['macro_iou'], 4)}; "
+        f"pixel accuracy {_num(scores['pixel_accuracy'], 4)}.",
+    ]
+    return lines
+
+
 def write_report(
     metrics: dict[str, Any], meta: ModelMeta, figures: Sequence[Path], path: Path, *, model: Path
 ) -> Path:
@@ -285,13 +304,20 @@ def write_report(
             "| merges (true inside) | splits (pieces) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        extra: list[str] = []
         for name, o in metrics["objects"].items():
+            if o.get("pixel_iou") is not None:
+                extra.append(
+                    f"{name} pixel IoU (any class against background): {o['pixel_iou']:.4f}"
+                )
             lines.append(
                 f"| {name} | {o['n_true']} | {o['n_pred']} | {o['tp']} | "
                 f"{o['precision']:.4f} | {o['recall']:.4f} | {o['f1']:.4f} | "
                 f"{o['mean_iou']:.3f} | {o['merges']} ({o['merged_true']}) | "
                 f"{o['splits']} ({o['split_pieces']}) |"
             )
+        if extra:
+            lines += ["", *extra]
     lines += ["", "## Figures", ""]
     lines += [f"![{f.stem}]({f.name})" for f in figures]
     with atomic_output(path) as tmp:

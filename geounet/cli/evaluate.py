@@ -92,8 +92,7 @@ def evaluate(
     )
     if len(m.get("present_classes", [])) > 2:
         click.echo(
-            "  "
-            + ", ".join(f"{n} {m[n]['iou']:.3f}" for n in m["present_classes"] if n in m)
+            "  " + ", ".join(f"{n} {m[n]['iou']:.3f}" for n in m["present_classes"] if n in m)
         )
     for name, o in m.get("objects", {}).items():
         click.echo(

@@ -32,9 +32,36 @@ def info(model: str, as_json: bool) -> None:
         click.echo(json.dumps(record, indent=2))
         return
     crs = record.pop("crs")
+    labels = record.pop("labels", None) or {}
     for key, value in record.items():
+        if value in (None, {}, []) and key not in ("metrics",):
+            continue
         click.echo(f"{key:<20} {value}")
     if crs:
         from rasterio.crs import CRS
 
         click.echo(f"{'crs':<20} {CRS.from_wkt(crs).to_string()}")
+    _echo_labels(labels)
+
+
+def _echo_labels(labels: dict) -> None:
+    """How label values became classes: attribute, value -> class (with area shares)."""
+    if not labels:
+        return
+    for key in ("attribute", "sparse", "ignore_values", "class_field", "null_features_skipped"):
+        if labels.get(key) not in (None, [], False):
+            click.echo(f"{'labels.' + key:<20} {labels[key]}")
+    mapping = labels.get("map") or {}
+    if not mapping:
+        return
+    shares = labels.get("shares") or {}
+    other = labels.get("other")
+    click.echo(
+        f"label values -> classes ({len(mapping)} values"
+        + (f"; rarer than data.min_class_share grouped into {other!r}" if other else "")
+        + "):"
+    )
+    width = max(len(str(k)) for k in mapping)
+    for value, target in sorted(mapping.items(), key=lambda kv: -shares.get(kv[0], 0)):
+        share = f"  ({100 * shares[value]:.1f} % of the labelled area)" if value in shares else ""
+        click.echo(f"  {value!s:<{width}} -> {target}{share}")

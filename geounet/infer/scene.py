@@ -22,6 +22,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
+from scipy import ndimage
 
 from geounet.errors import DataError
 from geounet.infer.accumulate import BlendAccumulator
@@ -162,6 +163,7 @@ def predict_scene(
             counts=counts,
             threshold=(meta.objects or {}).get("mask_threshold", 0.5),
             instances=instances,
+            border_px=int((meta.objects or {}).get("border_px", 1) / scale),
         )
         _stream(reader, predict, rows, tile, overlap, options, progress)
         if instances is not None:
@@ -406,10 +408,12 @@ class _RowWriter:
         counts: np.ndarray,
         threshold: float = 0.5,
         instances: InstanceStream | None = None,
+        border_px: int = 1,
     ) -> None:
         self.writer, self.reader = writer, reader
         self.mode, self.nodata, self.counts = mode, nodata, counts
         self.threshold, self.instances = threshold, instances
+        self.border_px = max(1, border_px)
         self.height, self.width = reader.info.shape
         self.model_height = reader.shape[0]
         self.buffer: np.ndarray | None = None  # model rows [self.top, self.top + len)
@@ -484,7 +488,7 @@ class _RowWriter:
             objects = 1 - probs[0]
             if self.instances is not None:
                 self.instances.put(np.stack([objects, probs[-1], probs[-1]]), valid)
-            classes = (probs[1:-1].argmax(0) + 1).astype(dtype)
+            classes = (self._object_classes(probs) + 1).astype(dtype)
             classes[objects <= self.threshold] = 0
         elif self.instances is not None:
             self.instances.put(probs, valid)
@@ -498,6 +502,19 @@ class _RowWriter:
         self.counts += np.bincount(classes[valid], minlength=len(self.counts))
         classes[~valid] = self.nodata
         self.writer.write_rows(row, classes, probs if self.writer.prob_path else None)
+
+    def _object_classes(self, probs: np.ndarray) -> np.ndarray:
+        """Object class of each pixel (0-based among the object classes); on the
+        boundary, where the class evidence is thin, the class of the object around it
+        (class probabilities averaged over the boundary's width)."""
+        crops = probs[1:-1]
+        classes = crops.argmax(0)
+        edge = probs[-1] > crops.max(0)
+        if edge.any():
+            size = 2 * self.border_px + 1
+            spread = ndimage.uniform_filter(crops, size=(1, size, size), mode="nearest")
+            classes[edge] = spread.argmax(0)[edge]
+        return classes
 
 
 def _check_bands(info: RasterInfo, meta: ModelMeta) -> list[int]:

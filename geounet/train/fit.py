@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # configuration is read by geounet.api; fit takes the parsed 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.safetensors"
+SPARSE_FACTOR = 100.0  # windows holding sparse labels are this much likelier to be drawn
 LAST_FILE = "last.safetensors"
 
 
@@ -447,10 +448,16 @@ def _loaders(config: Config, prepared: Prepared) -> tuple[DataLoader, DataLoader
         "persistent_workers": tcfg.num_workers > 0,
     }
     window = {"size": prepared.train_tile, "length": tcfg.samples_per_epoch, "seed": tcfg.seed}
+    classes = prepared.meta.classes
     if tcfg.oversample_classes:
-        rare = [config.data.classes.index(c) for c in tcfg.oversample_classes]
+        rare = [classes.index(c) for c in tcfg.oversample_classes]
         sampler = oversampling_sampler(
             dataset, split.train, classes=rare, factor=tcfg.oversample_factor, **window
+        )
+    elif config.data.sparse:
+        # sparse labels cover little of the scene: draw windows that hold some of them
+        sampler = oversampling_sampler(
+            dataset, split.train, classes=range(len(classes)), factor=SPARSE_FACTOR, **window
         )
     else:
         sampler = random_sampler(dataset, split.train, **window)

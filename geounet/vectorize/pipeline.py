@@ -99,7 +99,7 @@ def vectorize_raster(
                     )
             else:
                 classes = resolve_classes(options.classes, names, "classes")
-                if classes is None and names and names[0] != "background":
+                if classes is None and names and len(names) > 2 and names[0] != "background":
                     classes = list(range(len(names)))  # land cover: class 0 is a class too
             regions = polygonize_source(
                 source,

@@ -74,3 +74,64 @@ def test_pre_post_training_and_prediction(tmp_path: Path) -> None:
         assert (src.crs, src.transform, src.shape) == (ref.crs, ref.transform, ref.shape)
     with pytest.raises(DataError, match="2 co-registered dates stacked as channels"):
         predict_scene(model, meta, a, tmp_path / "x.tif", PredictOptions(device="cpu"))
+
+
+def test_band_files_of_different_dtypes_stack_with_their_own_nodata(tmp_path: Path) -> None:
+    """Landsat band files: float32 with -99999, and an int16 band with -32768."""
+    a = np.array([[[1.5, -99999.0], [3.0, 4.0]]], dtype=np.float32)
+    b = np.array([[[10, 20], [-32768, 40]]], dtype=np.int16)
+    fa = make_geotiff(tmp_path / "lsat_10.tif", a, nodata=-99999)
+    fb = make_geotiff(tmp_path / "lsat_70.tif", b, nodata=-32768)
+    vrt = stack_rasters([fa, fb], tmp_path / "stack.vrt", kind="bands")
+    with rasterio.open(vrt) as src:
+        assert src.dtypes == ("float32", "float32")
+        assert src.descriptions == ("lsat_10", "lsat_70")  # band files: named by file
+        assert src.nodatavals == (-99999.0, -32768.0)
+        data = src.read(masked=True)
+    np.testing.assert_array_equal(data.data[1], b[0].astype(np.float32))
+    assert data.mask.tolist() == [[[False, True], [False, False]], [[False, False], [True, False]]]
+
+
+def test_a_vrt_of_mixed_types_is_read_through_one_type(tmp_path: Path) -> None:
+    from geounet.io.raster import raster_info
+    from geounet.io.stack import uniform_scene
+
+    fa = make_geotiff(tmp_path / "a.tif", np.ones((1, 4, 4), np.float32))
+    fb = make_geotiff(tmp_path / "b.tif", np.full((1, 4, 4), 7, np.int16))
+    mixed = tmp_path / "mixed.vrt"
+    stack_rasters([fa, fb], mixed, kind="bands")
+    text = mixed.read_text().replace('dataType="Float32" band="2"', 'dataType="Int16" band="2"')
+    mixed.write_text(text)  # a VRT as a user may build it: bands of different types
+    assert raster_info(mixed).dtypes == ("float32", "int16")
+    uniform = uniform_scene(mixed, tmp_path / "uniform.vrt")
+    assert raster_info(uniform).dtypes == ("float32", "float32")
+    with rasterio.open(uniform) as src:
+        assert src.read(2).tolist() == [[7.0] * 4] * 4
+    assert uniform_scene(fa, tmp_path / "x.vrt") == fa  # one type: used as it is
+
+
+@pytest.mark.parametrize(
+    ("dtypes", "common"),
+    [
+        (["uint8", "uint16"], "uint16"),
+        (["int16", "float32"], "float32"),
+        (["uint16", "int16"], "int32"),
+        (["int32", "float32"], "float64"),
+    ],
+)
+def test_common_dtype_holds_every_value(dtypes: list[str], common: str) -> None:
+    from geounet.io.stack import common_dtype
+
+    assert common_dtype(dtypes) == common
+
+
+def test_acquisition_dates_from_tags_and_names(tmp_path: Path) -> None:
+    from geounet.io.stack import acquisition_date
+
+    named = make_geotiff(tmp_path / "S2A_MSIL2A_20160512T103032_B04.tif", np.zeros((1, 2, 2)))
+    assert acquisition_date(named) == "2016-05-12"
+    tagged = make_geotiff(tmp_path / "july.tif", np.zeros((1, 2, 2)))
+    with rasterio.open(tagged, "r+") as dst:
+        dst.update_tags(TIFFTAG_DATETIME="2016:07:21 10:30:00")
+    assert acquisition_date(tagged) == "2016-07-21"
+    assert acquisition_date(make_geotiff(tmp_path / "scene.tif", np.zeros((1, 2, 2)))) is None

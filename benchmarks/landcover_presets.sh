@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The land-cover, cloud and crop presets trained (15 CPU minutes each) and evaluated on
+# ../shared/data, one after another (never two at once on this 2-core machine), for the
+# figures in docs/landcover.md. Then: .venv/bin/python benchmarks/landcover_table.py
+#
+#   bash benchmarks/landcover_presets.sh                 # every run
+#   bash benchmarks/landcover_presets.sh crops clouds    # some of them
+#
+# Runs: landcover (dense strata raster), landcover_polygons and landcover_points (the
+# sparse training polygons / points), loveda, loveda_before (the preset before tuning:
+# no weight averaging, default augmentation), clouds, crops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+G=.venv/bin/geounet
+NC=../shared/data/nc_landcover_landsat7
+mkdir -p runs
+
+train() {  # train NAME PRESET [--set ...]
+  local name=$1 preset=$2
+  shift 2
+  echo "$(date +%T) train $name"
+  $G train "configs/$preset.yaml" --set "run_dir=runs/$name" "$@" >"runs/$name.log" 2>&1
+}
+
+evaluate() {  # evaluate NAME OUT [options]
+  local name=$1 out=$2
+  shift 2
+  echo "$(date +%T) evaluate $name -> $out"
+  $G evaluate "runs/$name/model.safetensors" --config "runs/$name/config.yaml" \
+    -o "runs/$name/$out" "$@" >>"runs/$name.log" 2>&1
+}
+
+landcover() {
+  train landcover landcover
+  evaluate landcover evaluation
+  evaluate landcover evaluation_pixels --labels "$NC/landsat96_labelled_pixels.tif"
+}
+landcover_polygons() {
+  train landcover_polygons landcover --set "data.labels=$NC/landsat96_polygons.shp" \
+    --set data.label_attribute=id --set data.sparse=true
+  evaluate landcover_polygons evaluation --labels "$NC/strata.tif"
+  evaluate landcover_polygons evaluation_pixels --labels "$NC/landsat96_labelled_pixels.tif"
+}
+landcover_points() {
+  train landcover_points landcover --set "data.labels=$NC/landsat96_points.shp" \
+    --set data.label_attribute=id --set data.sparse=true
+  evaluate landcover_points evaluation --labels "$NC/strata.tif"
+  evaluate landcover_points evaluation_pixels --labels "$NC/landsat96_labelled_pixels.tif"
+}
+loveda() { train loveda loveda && evaluate loveda evaluation; }
+loveda_before() {
+  train loveda_before loveda --set train.ema=null --set augmentation.brightness=0.2 \
+    --set augmentation.contrast=0.2 --set augmentation.gain=0.1 \
+    --set augmentation.saturation=0.3 --set augmentation.scale=null
+  evaluate loveda_before evaluation
+}
+clouds() { train clouds clouds && evaluate clouds evaluation; }
+crops() { train crops crops && evaluate crops evaluation; }
+
+runs=("$@")
+if [ ${#runs[@]} -eq 0 ]; then
+  runs=(landcover landcover_polygons landcover_points crops clouds loveda loveda_before)
+fi
+for run in "${runs[@]}"; do
+  "$run"
+done
+echo "$(date +%T) done"

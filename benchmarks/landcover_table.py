@@ -1,0 +1,79 @@
+"""The tables of docs/landcover.md from the runs of benchmarks/landcover_presets.sh.
+
+    .venv/bin/python benchmarks/landcover_table.py [RUNS_DIR]
+
+Per run: the epochs trained, per-class IoU and the mean IoU over the classes present on
+the validation area; for crops also the field object F1 and field pixel IoU.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+RUNS = {
+    "landcover": "NC Landsat-7, dense strata raster",
+    "landcover_polygons": "NC Landsat-7, 34 sparse training polygons",
+    "landcover_points": "NC Landsat-7, 1000 sparse training points",
+    "loveda_before": "LoveDA chips, preset before tuning",
+    "loveda": "LoveDA chips, tuned preset",
+    "clouds": "Sentinel-2 clouds, 2 chips",
+    "crops": "Denmark crops and fields",
+}
+
+
+def _epochs(run: Path) -> str:
+    path = run / "metrics.csv"
+    if not path.exists():
+        return "-"
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val_iou")]
+    return str(len(rows))
+
+
+def _scores(metrics: dict) -> tuple[dict, list[str]]:
+    scores = metrics.get("pooled", metrics)  # chips pool every case's pixels
+    return scores, metrics.get("present_classes") or []
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def main(root: Path) -> None:
+    for name, title in RUNS.items():
+        run = root / name
+        for evaluation, truth in (
+            ("evaluation", "validation area"),
+            ("evaluation_pixels", "labelled pixels"),
+        ):
+            path = run / evaluation / "metrics.json"
+            if not path.exists():
+                continue
+            metrics = json.loads(path.read_text())
+            scores, present = _scores(metrics)
+            classes = present
+            print(f"\n### {title} (`{name}`, {_epochs(run)} epochs; scored on the {truth})\n")
+            print("| " + " | ".join(["mean IoU", *classes]) + " |")
+            print("|" + "---:|" * (len(classes) + 1))
+            print(
+                "| "
+                + " | ".join(
+                    [_fmt(scores["macro_iou"]), *(_fmt(scores[c]["iou"]) for c in classes)]
+                )
+                + " |"
+            )
+            for obj, o in (metrics.get("objects") or {}).items():
+                if name == "crops" or len(present) == 2:
+                    extra = f", pixel IoU {o['pixel_iou']:.3f}" if o.get("pixel_iou") else ""
+                    print(
+                        f"\n{obj}: object F1 {o['f1']:.3f} (precision {o['precision']:.3f}, "
+                        f"recall {o['recall']:.3f}; {o['tp']} of {o['n_true']} matched, "
+                        f"{o['n_pred']} predicted){extra}"
+                    )
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs"))
