@@ -328,6 +328,10 @@ def _boundary_metrics(preds, truths, pixels, meta: ModelMeta) -> dict[str, Any]:
         if class_id == 0 and name == "background":
             continue
         values: dict[str, float] = {}
+        if not any(
+            ((p == class_id) | (t == class_id)).any() for p, t in zip(preds, truths, strict=True)
+        ):
+            continue  # absent from truth and prediction: no outline to compare
         for pred, truth, spacing in zip(preds, truths, pixels, strict=True):
             labelled = truth != IGNORE
             p, t = (pred == class_id) & labelled, truth == class_id

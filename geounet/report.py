@@ -124,7 +124,7 @@ def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Pat
     )
     fig.legend(handles=errors, title="errors", loc="lower right", fontsize=8, frameon=False, ncol=1)
     bottom = (0.5 + 0.25 * max(rows_needed, len(errors))) / (3 * rows + 1.2)
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.tight_layout(rect=(0, bottom, 1, 1), h_pad=1.5)
     return _save(fig, path, layout=False)
 
 
@@ -227,7 +227,9 @@ def training_curves_figure(metrics_csv: Path, path: Path) -> Path:
 
 def _num(value: float | None, digits: int = 2) -> str:
     """A metric for the table, or a dash when it does not apply (absent class)."""
-    return "-" if value is None or value != value else f"{value:.{digits}f}"
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return "-"
+    return f"{value:.{digits}f}"
 
 
 def class_table(scores: dict[str, Any], classes: Sequence[str]) -> list[str]:

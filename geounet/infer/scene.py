@@ -163,7 +163,7 @@ def predict_scene(
             counts=counts,
             threshold=(meta.objects or {}).get("mask_threshold", 0.5),
             instances=instances,
-            border_px=int((meta.objects or {}).get("border_px", 1) / scale),
+            border_px=round((meta.objects or {}).get("border_px", 1) * scale),
         )
         _stream(reader, predict, rows, tile, overlap, options, progress)
         if instances is not None:

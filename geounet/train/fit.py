@@ -130,11 +130,10 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
         low, high = data.percentiles
         clip_low, clip_high = band_percentiles(images, split.train, low=low, high=high, **sampling)
         mean, std = clip_low, [h - lo for lo, h in zip(clip_low, clip_high, strict=True)]
-        fill = [(lo + h) / 2 for lo, h in zip(clip_low, clip_high, strict=True)]
     else:
         mean, std = band_statistics(images, split.train, **sampling)
-        fill = mean
-    dataset.transforms.fill = torch.tensor(fill, dtype=torch.float32)
+    # missing band values get the normalization offset, as prediction gives them
+    dataset.transforms.fill = torch.tensor(mean, dtype=torch.float32)
     log.info(
         "training windows %d px, validation windows %d px, res %.3g", train_tile, val_tile, res
     )
