@@ -465,7 +465,8 @@ def require_training_inputs(config: Config) -> None:
     files = [
         f for entry in config.data.images for f in ([entry] if isinstance(entry, str) else entry)
     ]
-    for p in [*files, config.data.labels]:
+    labels = config.data.labels
+    for p in [*files, *([labels] if isinstance(labels, str) else labels)]:
         if not Path(p).exists():
             raise InputFileNotFoundError(f"{p}: file not found (check data.images / data.labels)")
 

@@ -271,6 +271,50 @@ def test_require_training_inputs(tmp_path):
         require_training_inputs(config)
     labels.write_text("x")
     require_training_inputs(config)
+    # one label file per scene: each must exist
+    second = tmp_path / "second.tif"
+    per_scene = load_config(
+        None, [f"data.images=[{image}, {image}]", f"data.labels=[{labels}, {second}]"]
+    )
+    with pytest.raises(InputFileNotFoundError, match=r"second\.tif"):
+        require_training_inputs(per_scene)
+    second.write_text("x")
+    require_training_inputs(per_scene)
+
+
+def test_land_cover_keys_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"'data\.classes' must be a list .* or 'auto'"):
+        load_config(None, ["data.classes=everything"])
+    with pytest.raises(ConfigError, match=r"'data\.label_map\.5': 'wetland' is not one"):
+        load_config(None, ["data.classes=[a, b]", "data.label_map={5: wetland}"])
+    with pytest.raises(ConfigError, match=r"'data\.other': 'rest' is not in data\.classes"):
+        load_config(None, ["data.classes=[a, b]", "data.other=rest"])
+    with pytest.raises(ConfigError, match=r"data\.label_attribute"):
+        load_config(None, ["data.classes=auto"])
+    with pytest.raises(ConfigError, match=r"'data\.colors' needs the classes listed"):
+        load_config(
+            None, ["data.classes=auto", "data.label_attribute=crop", "data.colors=[[0, 0, 0]]"]
+        )
+    with pytest.raises(ConfigError, match=r"min_class_share"):
+        load_config(None, ["data.min_class_share=1.5"])
+    with pytest.raises(ConfigError, match=r"boundary needs dense labels"):
+        load_config(
+            None,
+            ["data.classes=[a, b, c]", "objects.enabled=true", "objects.target=boundary"],
+        )
+    with pytest.raises(ConfigError, match=r"objects.target: footprint needs a two-class"):
+        load_config(None, ["data.classes=[background, a, b]", "objects.enabled=true"])
+    ok = load_config(
+        None,
+        [
+            "data.classes=[background, barley, maize, other]",
+            "data.label_map={Vårbyg: barley, 216: maize}",
+            "data.other=other",
+            "objects.enabled=true",
+            "objects.target=boundary",
+        ],
+    )
+    assert ok.data.label_map == {"Vårbyg": "barley", 216: "maize"}
 
 
 def test_empty_section_means_defaults(tmp_path):
