@@ -322,3 +322,33 @@ def test_stacked_dates_are_checked_at_prediction(tmp_path: Path) -> None:
         check_dates(meta, [july, may])
     with pytest.raises(DataError, match="stacks 2 dates, got 1"):
         check_dates(meta, [may])
+
+
+def test_a_255_nodata_label_raster_trains_and_is_not_counted(tmp_path: Path) -> None:
+    """Before: ``IndexError: Target 255 is out of bounds`` at the first validation."""
+    from _fixtures_landcover import _write
+
+    rng = np.random.default_rng(0)
+    classes = np.zeros((96, 96), np.uint8)
+    classes[:, 32:64], classes[:, 64:] = 1, 2
+    image = (classes[None] * 80 + rng.normal(20, 5, (3, 96, 96))).astype(np.float32)
+    labels = classes.copy()
+    labels[::7, :] = 255  # unlabelled rows, declared as the raster's nodata
+    grid = rasterio.transform.from_origin(500_000.0, 5_000_000.0, 10, 10)
+    img = _write(tmp_path / "img.tif", image, "EPSG:32633", grid, None)
+    lab = _write(tmp_path / "lab.tif", labels[None], "EPSG:32633", grid, 255)
+    run = gu.train(
+        None,
+        [
+            _set("data.images", [str(img)]),
+            _set("data.labels", str(lab)),
+            "data.classes=[a, b, c]",
+            "data.val_fraction=0.4",
+            *TINY,
+            f"run_dir={tmp_path / 'run'}",
+        ],
+        progress=False,
+    )
+    report = gu.evaluate(run.model_path, tmp_path / "eval", image=img, labels=lab)
+    counted = int(np.asarray(report.metrics["confusion_matrix"]).sum())
+    assert counted == int((labels != 255).sum())
