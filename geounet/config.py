@@ -63,7 +63,8 @@ class DataConfig:
     # ---- chips, volumes and slices (sources other than geotiff)
     val_images: list[str | list[str]] = field(default_factory=list)  # explicit validation set
     val_labels: str | None = None  # folders: the mask folder of val_images
-    split: Literal["random", "ordered"] = "random"  # ordered: the last files/cases validate
+    # ordered: the last files/cases validate; strips: the end of every chip validates
+    split: Literal["random", "ordered", "strips"] = "random"
     val_cases: list[str] = field(default_factory=list)  # case ids or patient/group ids
     image_pattern: str | None = None  # folders: e.g. "*_sat.jpg" (the * is the key)
     mask_pattern: str | None = None  # folders: e.g. "*_mask.png"

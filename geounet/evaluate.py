@@ -149,11 +149,11 @@ def evaluate(
 def _scene_input(image: PathLike | list, meta: ModelMeta, tmp: Path) -> Path:
     """The scene to evaluate: a raster, or band files / dates (a list or comma-joined)
     stacked as in training."""
-    from geounet.io.stack import stack_rasters
+    from geounet.io.stack import stack_rasters, uniform_scene
 
     parts = image if isinstance(image, list | tuple) else str(image).split(",")
-    if len(parts) == 1:
-        return Path(parts[0])
+    if len(parts) == 1:  # a VRT of bands of different types is read through one type
+        return uniform_scene(parts[0], tmp / "uniform.vrt")
     return stack_rasters(parts, tmp / "stack.vrt", kind=meta.stack or "dates")
 
 
@@ -360,9 +360,11 @@ def _region_objects(
     objects of the instance map) against the label polygons clipped to the region (or
     the connected regions of a label raster). Object models of several classes (fields
     of several crops): every object against every true polygon, whatever its class.
-    Land-cover models (several classes, no objects) have no objects to score.
+    Land-cover models (several classes, or two without a ``background``: clear / cloud)
+    have no objects to score.
     """
-    if len(meta.classes) != 2 and not meta.boundary:
+    countable = len(meta.classes) == 2 and meta.classes[0] == "background"
+    if not (countable or meta.objects is not None):
         return {}
     name = (meta.objects or {}).get("name") or ("field" if meta.boundary else meta.classes[1])
     info = raster_info(region.scene)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from geounet.data.cases import strip_window
 from geounet.data.sources import CaseRef
 from geounet.errors import DataError, InputFileNotFoundError
 from geounet.evaluate import EvalResult
@@ -76,8 +77,13 @@ def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalRe
     for ref in refs:
         raw = source.read(ref)
         truth = labels.apply(raw.label, ref.label)
-        probs = predict_raw(net, meta, raw, options)
+        probs = predict_raw(net, meta, raw, options)  # the whole case: full context
         pred = probs.argmax(0)
+        image = raw.image
+        strip = ref.extra.get("strip")
+        if strip is not None:  # scored inside its validation (or test) strip only
+            ys, xs = strip_window(truth.shape, strip)
+            pred, truth, image = pred[ys, xs], truth[ys, xs], image[:, ys, xs]
         valid = truth != IGNORE
         confusion.update(pred[valid], truth[valid])
         wrong += int((pred[valid] != truth[valid]).sum())
@@ -90,7 +96,7 @@ def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalRe
             row["adapted_rand_error"] = _rand_error(pred, truth)
             rand_errors.append(row["adapted_rand_error"])
         rows.append(row)
-        samples.append(_sample(raw.image, truth, pred))
+        samples.append(_sample(image, truth, pred))
     metrics: dict[str, Any] = {
         "cases": rows,
         "mean": {name: _mean([r[name] for r in rows]) for name in regions},

@@ -8,6 +8,7 @@ plain arguments; sources (:mod:`geounet.data.sources`) only read files.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -179,6 +180,45 @@ def context_stack(volume: np.ndarray, s: int, k: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- splits
+
+
+def strip_split(
+    refs: Sequence[CaseRef], *, val_fraction: float, test_fraction: float = 0.0
+) -> tuple[list[CaseRef], list[CaseRef], list[CaseRef]]:
+    """Every case in train | validation | test strips along its long axis, as scenes are
+    split: for a few large chips whose classes differ from chip to chip (LoveDA: one
+    mostly farmland, one mostly forest), where a split by file would validate on classes
+    never trained on. Each part is the same case with ``extra["strip"]`` = (start, stop)
+    fractions of its long axis (see :func:`strip_window`)."""
+    cut_test = 1.0 - test_fraction
+    cut_val = cut_test - val_fraction
+    parts: tuple[list[CaseRef], list[CaseRef], list[CaseRef]] = ([], [], [])
+    bounds = [(0.0, cut_val), (cut_val, cut_test), (cut_test, 1.0)]
+    for ref in refs:
+        for part, (a, b) in zip(parts, bounds, strict=True):
+            if b > a:
+                extra = {**ref.extra, "strip": (a, b)}
+                part.append(CaseRef(ref.id, ref.group, ref.images, ref.label, extra))
+    return parts
+
+
+def strip_window(shape: Sequence[int], strip: Sequence[float]) -> tuple[slice, slice]:
+    """The (rows, cols) slices of a 2D ``shape`` that a strip of fractions covers along
+    its long axis."""
+    h, w = shape[-2:]
+    n = max(h, w)
+    a, b = round(strip[0] * n), round(strip[1] * n)
+    return (slice(None), slice(a, b)) if w >= h else (slice(a, b), slice(None))
+
+
+def crop_strip(case: Case, strip: Sequence[float]) -> Case:
+    """The part of a prepared 2D case inside a strip (see :func:`strip_split`)."""
+    if case.image.ndim != 3:
+        raise ConfigError("config key 'data.split': strips split 2D chips, not volumes")
+    rows, cols = strip_window(case.image.shape, strip)
+    image = np.ascontiguousarray(case.image[:, rows, cols])
+    mask = None if case.mask is None else np.ascontiguousarray(case.mask[rows, cols])
+    return dataclasses.replace(case, image=image, mask=mask)
 
 
 def split_cases(

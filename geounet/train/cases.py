@@ -22,8 +22,10 @@ from geounet.data.cases import (
     LabelSpec,
     Preprocess,
     channel_statistics,
+    crop_strip,
     prepare_case,
     split_cases,
+    strip_split,
 )
 from geounet.data.sources import (
     SOURCES,
@@ -137,8 +139,8 @@ def prepare_cases(config: Any) -> PreparedCases:
     source = make_source(data)
     train_refs, val_refs, test_refs = _split(config, source.discover())
     labels, prep = label_spec(data), preprocess_spec(data)
-    train = [prepare_case(source.read(r), prep, labels, dims) for r in train_refs]
-    val = [prepare_case(source.read(r), prep, labels, dims) for r in val_refs]
+    train = [_prepared(source, r, prep, labels, dims) for r in train_refs]
+    val = [_prepared(source, r, prep, labels, dims) for r in val_refs]
     for case in train:
         fg = int(((case.mask > 0) & (case.mask != IGNORE)).sum())
         log.debug("case %s: shape %s, %d foreground voxels", case.id, case.image.shape, fg)
@@ -147,7 +149,11 @@ def prepare_cases(config: Any) -> PreparedCases:
         len(train),
         len(val),
         data.source,
-        "the given validation inputs" if data.val_images else "group",
+        "the given validation inputs"
+        if data.val_images
+        else "strips of every case"
+        if data.split == "strips"
+        else "group",
     )
     channels = {c.image.shape[0] for c in train + val}
     if len(channels) > 1:
@@ -204,6 +210,13 @@ def prepare_cases(config: Any) -> PreparedCases:
     if dims == 2:
         val_patch = _patch(512, dims, val, context is not None)
     return PreparedCases(train, val, test_refs, patch, context, meta, val_patch)
+
+
+def _prepared(source: CaseSource, ref: CaseRef, prep, labels, dims: int) -> Case:
+    """A case read and prepared; only its strip when the split is by strips."""
+    case = prepare_case(source.read(ref), prep, labels, dims)
+    strip = ref.extra.get("strip")
+    return case if strip is None else crop_strip(case, strip)
 
 
 def case_loaders(config: Any, prepared: PreparedCases) -> tuple[DataLoader, DataLoader]:
@@ -268,6 +281,8 @@ def _split(config: Any, refs: list[CaseRef]) -> tuple[list, list, list]:
         if unknown:
             raise ConfigError(f"config key 'data.val_cases': no case {sorted(unknown)[:3]}")
         return [r for r in refs if r.group not in groups], val, []
+    if data.split == "strips":
+        return strip_split(refs, val_fraction=data.val_fraction, test_fraction=data.test_fraction)
     return split_cases(
         refs,
         val_fraction=data.val_fraction,

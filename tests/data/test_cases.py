@@ -157,3 +157,22 @@ def test_crop_sampler_is_fresh_each_epoch_and_repeatable() -> None:
 def test_label_map_class_ids_must_exist() -> None:
     with pytest.raises(ConfigError, match=r"class ids \[4\] are not in 0\.\.2"):
         LabelSpec(3, label_map={1: 0, 2: 4}).apply(np.array([1, 2]), "m.png")
+
+
+def test_strips_split_every_chip_along_its_long_axis() -> None:
+    from geounet.data.cases import crop_strip, strip_split, strip_window
+
+    refs = [CaseRef("0", "0", [Path("0.png")], Path("m0.png")), CaseRef("2", "2", [], None)]
+    train, val, test = strip_split(refs, val_fraction=0.25)
+    assert [r.id for r in train] == ["0", "2"] and [r.id for r in val] == ["0", "2"]
+    assert test == [] and val[0].extra["strip"] == (0.75, 1.0)
+    assert strip_window((3, 40, 100), (0.75, 1.0)) == (slice(None), slice(75, 100))
+    assert strip_window((3, 100, 40), (0.0, 0.75)) == (slice(0, 75), slice(None))
+    image = np.arange(2 * 8 * 16, dtype=np.float32).reshape(2, 8, 16)
+    mask = np.arange(8 * 16).reshape(8, 16)
+    raw = RawCase(refs[0], image, mask, (1.0, 1.0))
+    case = Case("0", "0", image, mask, (1.0, 1.0), raw)
+    part = crop_strip(case, train[0].extra["strip"])
+    assert part.image.shape == (2, 8, 12) and part.mask.shape == (8, 12)
+    rest = crop_strip(case, val[0].extra["strip"])
+    np.testing.assert_array_equal(np.concatenate([part.mask, rest.mask], 1), mask)
