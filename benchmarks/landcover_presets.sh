@@ -7,8 +7,10 @@
 #   bash benchmarks/landcover_presets.sh crops clouds    # some of them
 #
 # Runs: landcover (dense strata raster), landcover_polygons and landcover_points (the
-# sparse training polygons / points), loveda, loveda_before (the preset before tuning:
-# no weight averaging, default augmentation), clouds, crops.
+# sparse training polygons / points), loveda (the preset: every chip split into strips),
+# loveda_ema_aug (+ weight averaging and strong colour and scale augmentation),
+# loveda_file_split (one chip trains, the other validates, as the preset did before, with
+# the EMA and augmentation of loveda_ema_aug), clouds, crops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 G=.venv/bin/geounet
@@ -48,18 +50,20 @@ landcover_points() {
   evaluate landcover_points evaluation_pixels --labels "$NC/landsat96_labelled_pixels.tif"
 }
 loveda() { train loveda loveda && evaluate loveda evaluation; }
-loveda_before() {
-  train loveda_before loveda --set train.ema=null --set augmentation.brightness=0.2 \
-    --set augmentation.contrast=0.2 --set augmentation.gain=0.1 \
-    --set augmentation.saturation=0.3 --set augmentation.scale=null
-  evaluate loveda_before evaluation
+STRONG=(--set train.ema=0.99 --set augmentation.brightness=0.3 --set augmentation.contrast=0.3
+  --set augmentation.gain=0.2 --set augmentation.saturation=0.4 --set "augmentation.scale=[0.75, 1.33]")
+loveda_ema_aug() { train loveda_ema_aug loveda "${STRONG[@]}" && evaluate loveda_ema_aug evaluation; }
+loveda_file_split() {
+  train loveda_file_split loveda "${STRONG[@]}" --set data.split=ordered --set data.val_fraction=0.5
+  evaluate loveda_file_split evaluation
 }
 clouds() { train clouds clouds && evaluate clouds evaluation; }
 crops() { train crops crops && evaluate crops evaluation; }
 
 runs=("$@")
 if [ ${#runs[@]} -eq 0 ]; then
-  runs=(landcover landcover_polygons landcover_points crops clouds loveda loveda_before)
+  runs=(landcover landcover_polygons landcover_points crops clouds loveda loveda_ema_aug
+    loveda_file_split)
 fi
 for run in "${runs[@]}"; do
   "$run"

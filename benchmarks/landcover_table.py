@@ -17,8 +17,9 @@ RUNS = {
     "landcover": "NC Landsat-7, dense strata raster",
     "landcover_polygons": "NC Landsat-7, 34 sparse training polygons",
     "landcover_points": "NC Landsat-7, 1000 sparse training points",
-    "loveda_before": "LoveDA chips, preset before tuning",
-    "loveda": "LoveDA chips, tuned preset",
+    "loveda_file_split": "LoveDA chips, split by file (before; EMA + strong augmentation)",
+    "loveda": "LoveDA chips, split by strips (the preset)",
+    "loveda_ema_aug": "LoveDA chips, strips + EMA + strong augmentation",
     "clouds": "Sentinel-2 clouds, 2 chips",
     "crops": "Denmark crops and fields",
 }
@@ -56,15 +57,11 @@ def main(root: Path) -> None:
             scores, present = _scores(metrics)
             classes = present
             print(f"\n### {title} (`{name}`, {_epochs(run)} epochs; scored on the {truth})\n")
-            print("| " + " | ".join(["mean IoU", *classes]) + " |")
-            print("|" + "---:|" * (len(classes) + 1))
-            print(
-                "| "
-                + " | ".join(
-                    [_fmt(scores["macro_iou"]), *(_fmt(scores[c]["iou"]) for c in classes)]
-                )
-                + " |"
-            )
+            print("| " + " | ".join(["accuracy", "mean IoU", *classes]) + " |")
+            print("|" + "---:|" * (len(classes) + 2))
+            cells = [_fmt(scores["pixel_accuracy"]), _fmt(scores["macro_iou"])]
+            cells += [_fmt(scores[c]["iou"]) for c in classes]
+            print("| " + " | ".join(cells) + " |")
             for obj, o in (metrics.get("objects") or {}).items():
                 if name == "crops" or len(present) == 2:
                     extra = f", pixel IoU {o['pixel_iou']:.3f}" if o.get("pixel_iou") else ""
