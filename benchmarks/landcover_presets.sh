@@ -6,7 +6,8 @@
 #   bash benchmarks/landcover_presets.sh                 # every run
 #   bash benchmarks/landcover_presets.sh crops clouds    # some of them
 #
-# Runs: landcover (dense strata raster), landcover_polygons and landcover_points (the
+# Runs: landcover (dense strata raster), landcover_small (width 16 + scale
+# augmentation), landcover_polygons and landcover_points (the
 # sparse training polygons / points), loveda (the preset: every chip split into strips),
 # loveda_ema_aug (+ weight averaging and strong colour and scale augmentation),
 # loveda_file_split (one chip trains, the other validates, as the preset did before, with
@@ -37,6 +38,11 @@ landcover() {
   evaluate landcover evaluation
   evaluate landcover evaluation_pixels --labels "$NC/landsat96_labelled_pixels.tif"
 }
+landcover_small() {
+  train landcover_small landcover --set "model.arguments={width: 16, depth: 4, batch_norm: true}" \
+    --set "augmentation.scale=[0.8, 1.25]"
+  evaluate landcover_small evaluation
+}
 landcover_polygons() {
   train landcover_polygons landcover --set "data.labels=$NC/landsat96_polygons.shp" \
     --set data.label_attribute=id --set data.sparse=true
@@ -62,7 +68,7 @@ crops() { train crops crops && evaluate crops evaluation; }
 
 runs=("$@")
 if [ ${#runs[@]} -eq 0 ]; then
-  runs=(landcover landcover_polygons landcover_points crops clouds loveda loveda_ema_aug
+  runs=(landcover landcover_small landcover_polygons landcover_points crops clouds loveda loveda_ema_aug
     loveda_file_split)
 fi
 for run in "${runs[@]}"; do

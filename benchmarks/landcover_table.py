@@ -15,6 +15,7 @@ from pathlib import Path
 
 RUNS = {
     "landcover": "NC Landsat-7, dense strata raster",
+    "landcover_small": "NC Landsat-7, dense, width 16 + scale augmentation",
     "landcover_polygons": "NC Landsat-7, 34 sparse training polygons",
     "landcover_points": "NC Landsat-7, 1000 sparse training points",
     "loveda_file_split": "LoveDA chips, split by file (before; EMA + strong augmentation)",
