@@ -69,17 +69,14 @@ def pixel_counts(gdf) -> set[tuple[int, int]]:
     }
 
 
+# the columns of every vectorized layer, in order
+SCHEMA = ["class_id", "class_name", "area_m2", "area_ha", "perimeter_m", "geometry"]
+
+
 def test_utm_rectangles_counts_names_areas_holes():
     gdf = polygonize(scene(), utm_transform(), UTM, class_names=NAMES, nodata=NODATA)
     assert len(gdf) == 4
-    assert list(gdf.columns) == [
-        "class_id",
-        "class_name",
-        "area_m2",
-        "area_ha",
-        "perimeter_m",
-        "geometry",
-    ]
+    assert list(gdf.columns) == SCHEMA
     assert gdf.crs.to_epsg() == 32636
     assert pixel_counts(gdf) == EXPECTED_PX
     assert dict(zip(gdf.class_id, gdf.class_name, strict=True)) == {1: "building", 2: "road"}
@@ -152,14 +149,7 @@ def test_classes_filter_and_min_area():
 
 def test_empty_result_has_schema():
     gdf = polygonize(np.zeros((5, 5), np.uint8), utm_transform(), UTM)
-    assert gdf.empty and list(gdf.columns) == [
-        "class_id",
-        "class_name",
-        "area_m2",
-        "area_ha",
-        "perimeter_m",
-        "geometry",
-    ]
+    assert gdf.empty and list(gdf.columns) == SCHEMA
     assert gdf.crs.to_epsg() == 32636
 
 
