@@ -260,19 +260,7 @@ class TruthSpec:
     def of(cls, meta: ModelMeta, attribute: str | None = None) -> TruthSpec:
         """The label reading recorded in a model bundle (``attribute`` overrides)."""
         record = meta.labels or {}
-        classes = meta.classes
-        mapping = record.get("map") or None
-        label_map = None
-        if mapping:
-            label_map = {k: classes.index(v) for k, v in mapping.items() if v in classes}
-        other = record.get("other")
-        spec = LabelSpec(
-            len(classes),
-            label_map=label_map,
-            ignore_values=list(record.get("ignore_values") or []),
-            other=classes.index(other) if other in classes else None,
-            names=tuple(classes),
-        )
+        spec = LabelSpec.from_record(meta.classes, record)
         return cls(spec, attribute or record.get("attribute"), bool(record.get("sparse")))
 
     def vectors(self, path: PathLike, crs: Any, *, points: bool = False):
@@ -366,7 +354,7 @@ def _region_objects(
     countable = len(meta.classes) == 2 and meta.classes[0] == "background"
     if not (countable or meta.objects is not None):
         return {}
-    name = (meta.objects or {}).get("name") or ("field" if meta.boundary else meta.classes[1])
+    name = meta.object_name
     info = raster_info(region.scene)
     win = region.window
     shape = (int(win.height), int(win.width))

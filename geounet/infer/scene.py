@@ -149,7 +149,7 @@ def predict_scene(
                 InstanceMapWriter(
                     options.instances,
                     info,
-                    _object_name(meta),
+                    meta.object_name,
                     class_map=Path(out).name if meta.boundary else None,
                 )
             )
@@ -254,14 +254,6 @@ def _mode(meta: ModelMeta) -> str:
     if meta.boundary:
         return "boundary"
     return "objects" if meta.objects else "binary" if meta.binary else "classes"
-
-
-def _object_name(meta: ModelMeta) -> str:
-    """What the objects of an object model are called (``building``, ``field``)."""
-    name = (meta.objects or {}).get("name")
-    if name:
-        return str(name)
-    return meta.classes[1] if len(meta.classes) == 2 else "object"
 
 
 def _class_map_tags(meta: ModelMeta) -> dict[str, str]:

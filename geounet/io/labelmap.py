@@ -53,6 +53,20 @@ class LabelSpec:
                     f"0..{self.num_classes - 1} (one per data.classes entry)"
                 )
 
+    @classmethod
+    def from_record(cls, classes: Sequence[str], record: Mapping[str, Any]) -> LabelSpec:
+        """The spec of a label record as training stores it in a model: ``map`` (raw
+        value -> class name), ``other`` (class collecting the rest), ``ignore_values``."""
+        classes = list(classes)
+        other = record.get("other")
+        return cls(
+            len(classes),
+            label_map=resolve_label_map(record.get("map") or None, classes),
+            ignore_values=list(record.get("ignore_values") or []),
+            other=classes.index(other) if other in classes else None,
+            names=tuple(classes),
+        )
+
     def apply(self, raw: np.ndarray, where: object, nodata: float | None = None) -> np.ndarray:
         """Class ids (int64, :data:`IGNORE` for unlabelled pixels) of a raw label array.
 

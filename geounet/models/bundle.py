@@ -79,6 +79,12 @@ class ModelMeta:
         return (self.objects or {}).get("target") == "boundary"
 
     @property
+    def object_name(self) -> str:
+        """What an object model's objects are: the object class of a two-class model
+        (``building``), ``field`` for the boundary target (fields of several crops)."""
+        return "field" if self.boundary else self.classes[1]
+
+    @property
     def sigmoid(self) -> bool:
         """True when every output channel is an independent sigmoid (binary, objects)."""
         return self.out_channels == 1 or (self.objects is not None and not self.boundary)

@@ -38,7 +38,6 @@ from geounet.io.stack import acquisition_date, stack_rasters, uniform_scene
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
 from geounet.runtime import autocast_dtype, select_device
-from geounet.train.cases import label_spec
 from geounet.train.losses import build_loss, build_object_loss
 from geounet.train.task import BestModelSaver, SegmentationTask
 
@@ -93,7 +92,7 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
     first = raster_info(scenes[0])
     labels = label_files(config)
     classes, label_record = _resolve_classes(config, labels, first.crs)
-    spec = _label_spec(config, classes, label_record)
+    spec = LabelSpec.from_record(classes, label_record)
     pixel_m = first.ground_resolution * (res[0] / first.res[0] if res else 1.0)
     objects = _object_widths(config, pixel_m)
     dataset = labelled_scenes(
@@ -174,19 +173,6 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
     return Prepared(dataset, split, train_tile, val_tile, meta, sources)
 
 
-def _label_spec(config: Config, classes: list[str], record: dict) -> LabelSpec:
-    """How raw label values become class ids (the auto mapping when classes were derived)."""
-    data = config.data
-    if not record.get("auto"):
-        return label_spec(data, classes)
-    return LabelSpec(
-        num_classes=len(classes),
-        label_map={k: classes.index(v) for k, v in record["map"].items()},
-        ignore_values=list(data.ignore_values),
-        names=tuple(classes),
-    )
-
-
 def label_files(config: Config) -> list[str]:
     """The label files of a GeoTIFF config: one for every scene, or one per scene."""
     labels = config.data.labels
@@ -243,7 +229,6 @@ def _resolve_classes(config: Config, labels: list[str], crs) -> tuple[list[str],
             "map": auto.mapping,
             "other": other if grouped else None,
             "shares": _rounded(auto.shares),
-            "auto": True,
         }
     )
     return list(auto.classes), record
