@@ -50,10 +50,7 @@ def object_target(instances: np.ndarray, border_px: int, contact_px: int) -> np.
     if not fp.any():
         return out
     if border_px > 0:
-        footprint = disk(border_px)
-        hi = ndimage.maximum_filter(inst, footprint=footprint, mode="nearest")
-        lo = ndimage.minimum_filter(inst, footprint=footprint, mode="nearest")
-        out |= (fp & (hi != lo)).astype(np.uint8) * BORDER
+        out |= borders(inst, border_px).astype(np.uint8) * BORDER
     if contact_px > 0:
         footprint = disk(contact_px)
         big = int(inst.max()) + 1
@@ -84,13 +81,18 @@ def boundary_target(
     """
     inst = np.asarray(instances).astype(np.int64, copy=False)
     out = np.where(inst > 0, classes, 0).astype(np.uint8)
-    fp = inst > 0
-    if fp.any():
-        footprint = disk(max(1, border_px))
-        hi = ndimage.maximum_filter(inst, footprint=footprint, mode="nearest")
-        lo = ndimage.minimum_filter(inst, footprint=footprint, mode="nearest")
-        out[fp & (hi != lo)] = boundary_id
+    if (inst > 0).any():
+        out[borders(inst, max(1, border_px))] = boundary_id
     return out
+
+
+def borders(instances: np.ndarray, width: int) -> np.ndarray:
+    """Object pixels within ``width`` pixels of another object or the background (window
+    edges repeat outward, so they are not borders)."""
+    footprint = disk(width)
+    hi = ndimage.maximum_filter(instances, footprint=footprint, mode="nearest")
+    lo = ndimage.minimum_filter(instances, footprint=footprint, mode="nearest")
+    return (instances > 0) & (hi != lo)
 
 
 def components(mask: np.ndarray) -> np.ndarray:
