@@ -47,6 +47,12 @@ def _set(key: str, value) -> str:
     return f"{key}={json.dumps(value)}"
 
 
+def _train(run_dir: Path, images: list, labels, *overrides: str):
+    """A tiny training run on ``images`` and ``labels`` with the given settings."""
+    settings = [_set("data.images", images), _set("data.labels", str(labels)), *overrides]
+    return gu.train(None, [*settings, *TINY, f"run_dir={run_dir}"], progress=False)
+
+
 @pytest.fixture(scope="module")
 def landcover_run(tmp_path_factory: pytest.TempPathFactory):
     """A land-cover model trained on six band files and a code raster in EPSG:3857."""
@@ -260,25 +266,20 @@ def test_neighbouring_fields_of_one_crop_become_separate_polygons_with_their_cro
 
 def test_crop_classes_from_the_attribute_with_rare_ones_grouped(tmp_path: Path) -> None:
     img, parcels, _ = parcels_scene(tmp_path)
-    run = gu.train(
-        None,
-        [
-            _set("data.images", [str(img)]),
-            _set("data.labels", str(parcels)),
-            "data.label_attribute=crop",
-            "data.classes=auto",
-            "data.min_class_share=0.1",
-            "data.class_field=crop_type",
-            "data.val_fraction=0.3",
-            "objects.enabled=true",
-            "objects.target=boundary",
-            "objects.border_m=10",
-            "objects.min_area_m2=1000",
-            "objects.min_seed_m2=500",
-            *TINY,
-            f"run_dir={tmp_path / 'run'}",
-        ],
-        progress=False,
+    run = _train(
+        tmp_path / "run",
+        [str(img)],
+        parcels,
+        "data.label_attribute=crop",
+        "data.classes=auto",
+        "data.min_class_share=0.1",
+        "data.class_field=crop_type",
+        "data.val_fraction=0.3",
+        "objects.enabled=true",
+        "objects.target=boundary",
+        "objects.border_m=10",
+        "objects.min_area_m2=1000",
+        "objects.min_seed_m2=500",
     )
     meta = read_meta(run.model_path)
     assert meta.classes == ["background", "barley", "maize", "other"]
@@ -337,17 +338,8 @@ def test_a_255_nodata_label_raster_trains_and_is_not_counted(tmp_path: Path) -> 
     grid = rasterio.transform.from_origin(500_000.0, 5_000_000.0, 10, 10)
     img = _write(tmp_path / "img.tif", image, "EPSG:32633", grid, None)
     lab = _write(tmp_path / "lab.tif", labels[None], "EPSG:32633", grid, 255)
-    run = gu.train(
-        None,
-        [
-            _set("data.images", [str(img)]),
-            _set("data.labels", str(lab)),
-            "data.classes=[a, b, c]",
-            "data.val_fraction=0.4",
-            *TINY,
-            f"run_dir={tmp_path / 'run'}",
-        ],
-        progress=False,
+    run = _train(
+        tmp_path / "run", [str(img)], lab, "data.classes=[a, b, c]", "data.val_fraction=0.4"
     )
     report = gu.evaluate(run.model_path, tmp_path / "eval", image=img, labels=lab)
     counted = int(np.asarray(report.metrics["confusion_matrix"]).sum())
