@@ -23,7 +23,7 @@ from geounet.io.atomic import write_yaml
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
-LOSSES = ("bce", "ce", "dice", "jaccard", "focal", "tversky", "lovasz")
+LOSSES = ("bce", "ce", "dice", "jaccard", "focal", "tversky", "lovasz", "cldice")
 
 
 @dataclass
@@ -166,6 +166,25 @@ class ObjectsConfig:
 
 
 @dataclass
+class LinesConfig:
+    """Linear networks (roads): centre-line labels and vector output as a line network.
+
+    With ``enabled``, LineString labels are buffered to ``width_m`` on the ground, and
+    ``predict --vector`` skeletonizes the mask into a graph, prunes spurs, bridges gaps
+    and writes LineStrings with ``length_m``. Lengths are in metres (pixels times
+    ``data.resolution`` for chips without georeferencing; pixels when that is unset).
+    """
+
+    enabled: bool = False
+    width_m: float = 6.0  # centre-line labels become roads this wide
+    spur_m: float = 10.0  # dead-end branches shorter than this are pruned
+    gap_m: float = 10.0  # line ends closer than this to another road are joined
+    min_length_m: float = 10.0  # isolated pieces shorter than this are dropped
+    simplify_m: float = 1.0  # Douglas-Peucker tolerance of the output lines
+    tolerance_m: float = 3.0  # evaluation: buffer of completeness / correctness, APLS snap
+
+
+@dataclass
 class Config:
     """A whole training run."""
 
@@ -174,6 +193,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     objects: ObjectsConfig = field(default_factory=ObjectsConfig)
+    lines: LinesConfig = field(default_factory=LinesConfig)
     run_dir: str = "runs/run"
 
     def to_dict(self) -> dict[str, Any]:
@@ -364,6 +384,7 @@ def _check_values(config: Config) -> None:
     else:
         check_classes(config)
     _check_objects(config)
+    _check_lines(config)
     for name in train.loss:
         if name not in LOSSES:
             raise ConfigError(
@@ -449,6 +470,21 @@ def _check_objects(config: Config) -> None:
     for key in ("mask_threshold", "seed_threshold", "border_threshold", "contact_threshold"):
         if not 0 <= getattr(obj, key) <= 1:
             raise ConfigError(f"config key 'objects.{key}' must lie in [0, 1]")
+
+
+def _check_lines(config: Config) -> None:
+    lines = config.lines
+    for key in ("width_m", "spur_m", "gap_m", "min_length_m", "simplify_m", "tolerance_m"):
+        value = getattr(lines, key)
+        if not value >= 0:
+            raise ConfigError(f"config key 'lines.{key}' must be a number >= 0, got {value}")
+    if lines.enabled and lines.width_m <= 0:
+        raise ConfigError("config key 'lines.width_m' must be > 0 (the road width in metres)")
+    if lines.enabled and config.objects.enabled:
+        raise ConfigError(
+            "config keys 'lines.enabled' and 'objects.enabled' exclude each other: a model "
+            "outputs a line network or separate objects"
+        )
 
 
 def require_training_inputs(config: Config) -> None:

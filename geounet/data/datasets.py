@@ -202,11 +202,18 @@ class VectorLabels(VectorDataset):
         layer: str | None = None,
         objects: tuple[str, int, int] | None = None,
         sparse: bool = False,
+        line_width_m: float | None = None,
     ) -> None:
         self.objects, self.sparse = objects, sparse
         frames = [
             read_labels(
-                p, crs=crs, class_attribute=class_attribute, spec=spec, layer=layer, points=sparse
+                p,
+                crs=crs,
+                class_attribute=class_attribute,
+                spec=spec,
+                layer=layer,
+                points=sparse,
+                line_width_m=line_width_m,
             )
             for p in paths
         ]
@@ -273,6 +280,7 @@ def labelled_scenes(
     objects: tuple[str, int, int] | tuple[int, int] | None = None,
     spec: LabelSpec | None = None,
     sparse: bool = False,
+    line_width_m: float | None = None,
 ) -> IntersectionDataset:
     """Imagery and labels as one torchgeo dataset yielding ``image`` and ``mask``.
 
@@ -292,6 +300,8 @@ def labelled_scenes(
         spec: How raw label values become class ids (default: values are class ids, or
             class names for attributes).
         sparse: Pixels outside every vector feature are not labelled (points allowed).
+        line_width_m: Vector labels: centre lines (roads) are buffered to this width in
+            metres on the ground.
 
     Returns:
         The intersection dataset (in the first image's CRS); its ``transforms`` is the
@@ -328,6 +338,7 @@ def labelled_scenes(
             layer=label_layer,
             objects=objects,
             sparse=sparse,
+            line_width_m=line_width_m,
         )
     fill = NodataFill(image_ds.nodata, image_ds.per_band_nodata)
     try:

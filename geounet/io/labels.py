@@ -9,6 +9,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio.features
 import shapely
 from affine import Affine
@@ -17,6 +18,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from geounet.errors import DataError, InputFileNotFoundError, InvalidVectorError
+from geounet.io.geodesy import buffer_m
 from geounet.io.labelmap import LabelSpec
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,9 @@ def read_labels(
     layer: str | int | None = None,
     spec: LabelSpec | None = None,
     points: bool = False,
+    line_width_m: float | None = None,
 ) -> gpd.GeoDataFrame:
-    """Read label polygons (and points), attach a ``class_id`` column and reproject them.
+    """Read label polygons (points, centre lines), attach ``class_id`` and reproject them.
 
     Args:
         path: Any vector file OGR reads (GeoJSON, GPKG, shapefile, FlatGeobuf, ...).
@@ -45,6 +48,8 @@ def read_labels(
         layer: Layer of a multi-layer file (GPKG).
         spec: How attribute values become class ids (label map, "other", ignored values).
         points: Keep point features too (sparse labels: each marks the pixel it falls in).
+        line_width_m: Read LineStrings too (road centre lines), buffered to this width in
+            metres on the ground, whatever the file's CRS (degrees are not metres).
 
     Returns:
         Features with a ``class_id`` column (:data:`IGNORE` for NULL attribute values,
@@ -60,9 +65,18 @@ def read_labels(
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     kinds = ["Polygon", "MultiPolygon"] + (["Point", "MultiPoint"] if points else [])
     found = sorted(set(gdf.geom_type))
+    if line_width_m is not None:
+        lines = gdf.geom_type.isin(["LineString", "MultiLineString"])
+        if lines.any():
+            widened = buffer_m(gdf.geometry[lines].to_numpy(), gdf.crs, line_width_m / 2)
+            gdf = gdf.assign(
+                geometry=gdf.geometry.where(~lines, pd.Series(widened, gdf.index[lines]))
+            )
     gdf = gdf[gdf.geom_type.isin(kinds)]
     if gdf.empty:
         hint = " (points are labels with data.sparse: true)" if "Point" in found else ""
+        if "LineString" in found or "MultiLineString" in found:
+            hint = " (centre lines are labels with lines.enabled: true and lines.width_m)"
         raise InvalidVectorError(
             f"{p}: no polygon features (found {', '.join(found) or 'none'}); labels must be "
             f"polygons{hint}"

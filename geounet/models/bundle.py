@@ -64,6 +64,9 @@ class ModelMeta:
     # "other"), sparse, ignored values, the vector column of class names (crop_type)
     labels: dict[str, Any] = field(default_factory=dict)
     display_bands: list[int] | None = None  # 0-based channels shown as RGB in figures
+    # line networks (roads): the label width and the settings of the network vectorizer
+    # (spur_m, gap_m, min_length_m, simplify_m) and of evaluation (tolerance_m)
+    lines: dict[str, Any] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     geounet_version: str = __version__
     format_version: int = FORMAT_VERSION

@@ -40,6 +40,7 @@ from geounet.io.labelmap import resolve_label_map
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta
 from geounet.models.registry import REGISTRY
+from geounet.train.fit import lines_meta
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,8 @@ def prepare_cases(config: Any) -> PreparedCases:
         source=data.source,
         preprocess=preprocess,
         patch=list(patch),
+        ground_resolution_m=data.resolution,
+        lines=lines_meta(config),
     )
     # 2D validation sees whole chips and slices up to 512 px (fewer, larger windows with
     # full context); 3D validation uses the training patch

@@ -106,6 +106,7 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
         objects=objects,
         spec=spec,
         sparse=data.sparse,
+        line_width_m=config.lines.width_m if config.lines.enabled else None,
     )
     images = dataset.datasets[0]
     nulls = getattr(dataset.datasets[1], "null_features", 0)
@@ -168,6 +169,7 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
         dates=dates,
         labels=label_record,
         display_bands=_display_bands(data.rgb_bands, band_names),
+        lines=lines_meta(config),
     )
     sources = dict(zip(scenes, originals, strict=True))
     return Prepared(dataset, split, train_tile, val_tile, meta, sources)
@@ -410,6 +412,15 @@ def _object_widths(config: Config, pixel_m: float) -> tuple[str, int, int] | Non
     contact = metres_to_px(obj.contact_m, pixel_m)
     log.info("object target: border %d px, contact %d px (%.3g m pixels)", border, contact, pixel_m)
     return ("footprint", border, contact)
+
+
+def lines_meta(config: Config) -> dict | None:
+    """The ``lines`` record of the model bundle (network settings), or None."""
+    if not config.lines.enabled:
+        return None
+    record = dataclasses.asdict(config.lines)
+    record.pop("enabled")
+    return record
 
 
 def _objects_meta(config: Config, widths: tuple[str, int, int] | None) -> dict | None:

@@ -17,6 +17,10 @@ computed in float32 and excludes pixels equal to ``ignore_index``:
   loss ``-(1 - p_t)^gamma log p_t`` (equals ``ce`` at gamma 0), mean over valid pixels.
 - ``lovasz``: smp's Lovasz hinge (binary) / Lovasz-softmax over classes present (multi-class),
   over the whole batch.
+- ``cldice``: centre-line Dice (Shit et al., CVPR 2021) for thin networks such as roads:
+  the soft skeleton of the prediction should lie inside the true mask (topology precision)
+  and the true skeleton inside the prediction (topology sensitivity); ``1 -`` their
+  harmonic mean, over the whole batch and every foreground class.
 
 ``class_weights`` only affect ``bce`` / ``ce``. A batch without valid pixels gives 0.
 """
@@ -39,10 +43,11 @@ from torch import Tensor, nn
 
 from geounet.errors import ConfigError
 
-LOSSES = ("bce", "ce", "dice", "jaccard", "focal", "tversky", "lovasz")
+LOSSES = ("bce", "ce", "dice", "jaccard", "focal", "tversky", "lovasz", "cldice")
 FOCAL_GAMMA = 2.0
 TVERSKY_ALPHA = 0.5  # weight of false positives (smp default)
 TVERSKY_BETA = 0.5  # weight of false negatives (smp default)
+CLDICE_ITERATIONS = 10  # soft-skeleton erosions: reaches the centre of roads ~20 px wide
 
 
 class WeightedLoss(nn.Module):
@@ -121,6 +126,8 @@ class WeightedLoss(nn.Module):
             if name == "lovasz":
                 return self.lovasz(z[valid], fg[valid])
             m = valid.float()
+            if name == "cldice":
+                return cldice_loss((torch.sigmoid(z) * m)[:, None], (fg * m)[:, None])
             return self.region[name](torch.sigmoid(z) * m, fg * m)
         if name == "ce":
             per_pixel = F.cross_entropy(logits, target.masked_fill(~valid, 0), reduction="none")
@@ -132,8 +139,39 @@ class WeightedLoss(nn.Module):
         if name == "lovasz":
             return self.lovasz(logits, target.masked_fill(~valid, -1))  # -1: smp's ignore
         m = valid.unsqueeze(1).float()
+        if name == "cldice":
+            fg = F.one_hot(target.masked_fill(~valid, 0), self.channels)[..., 1:]
+            return cldice_loss(logits.softmax(1)[:, 1:] * m, fg.permute(0, 3, 1, 2).float() * m)
         onehot = F.one_hot(target.masked_fill(~valid, 0), self.channels).permute(0, 3, 1, 2)
         return self.region[name](logits.softmax(1) * m, onehot.float() * m)
+
+
+def soft_skeleton(prob: Tensor, iterations: int = CLDICE_ITERATIONS) -> Tensor:
+    """Differentiable skeleton of probabilities (N, C, H, W): repeated soft erosions
+    (min pooling) keep what each opening removes (Shit et al. 2021)."""
+
+    def erode(x: Tensor) -> Tensor:
+        return torch.minimum(
+            -F.max_pool2d(-x, (3, 1), 1, (1, 0)), -F.max_pool2d(-x, (1, 3), 1, (0, 1))
+        )
+
+    def opening(x: Tensor) -> Tensor:
+        return F.max_pool2d(erode(x), 3, 1, 1)
+
+    skeleton = F.relu(prob - opening(prob))
+    for _ in range(iterations):
+        prob = erode(prob)
+        delta = F.relu(prob - opening(prob))
+        skeleton = skeleton + F.relu(delta - skeleton * delta)
+    return skeleton
+
+
+def cldice_loss(prob: Tensor, target: Tensor, smooth: float = 1.0) -> Tensor:
+    """``1 -`` clDice of foreground probabilities and binary targets, both (N, C, H, W)."""
+    skel_pred, skel_true = soft_skeleton(prob), soft_skeleton(target)
+    precision = ((skel_pred * target).sum() + smooth) / (skel_pred.sum() + smooth)
+    sensitivity = ((skel_true * prob).sum() + smooth) / (skel_true.sum() + smooth)
+    return 1.0 - 2.0 * precision * sensitivity / (precision + sensitivity)
 
 
 def _weighted_mean(

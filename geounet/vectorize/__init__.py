@@ -10,8 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from geounet.io.geodesy import geodesic_area_m2, geodesic_area_perimeter
     from geounet.vectorize.export import write_vectors
-    from geounet.vectorize.measure import geodesic_area_m2, geodesic_area_perimeter
     from geounet.vectorize.options import VectorizeOptions
     from geounet.vectorize.pipeline import polygonize, vectorize_raster
     from geounet.vectorize.regularize import regularize_polygon
@@ -20,8 +20,8 @@ _EXPORTS = {
     "VectorizeOptions": "geounet.vectorize.options",
     "polygonize": "geounet.vectorize.pipeline",
     "vectorize_raster": "geounet.vectorize.pipeline",
-    "geodesic_area_m2": "geounet.vectorize.measure",
-    "geodesic_area_perimeter": "geounet.vectorize.measure",
+    "geodesic_area_m2": "geounet.io.geodesy",
+    "geodesic_area_perimeter": "geounet.io.geodesy",
     "regularize_polygon": "geounet.vectorize.regularize",
     "write_vectors": "geounet.vectorize.export",
 }

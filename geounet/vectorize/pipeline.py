@@ -22,8 +22,8 @@ from affine import Affine
 from pyproj import CRS
 
 from geounet.errors import ConfigError, DataError, InvalidRasterError
+from geounet.io.geodesy import geodesic_area_perimeter, pixel_size_m
 from geounet.vectorize.export import check_vector_path, write_vectors
-from geounet.vectorize.measure import geodesic_area_perimeter, pixel_size_m
 from geounet.vectorize.options import VectorizeOptions, resolve_classes, selected
 from geounet.vectorize.polygons import (
     Progress,

@@ -1,7 +1,7 @@
 """Clean polygons in units users think in: holes, simplification, regularization, smoothing.
 
 All steps run in a metric frame (the native CRS when it measures true metres, else the
-local UTM zone, see :func:`~geounet.vectorize.measure.metric_crs`), so tolerances in metres
+local UTM zone, see :func:`~geounet.io.geodesy.metric_crs`), so tolerances in metres
 mean the same on projected and geographic rasters. Every output geometry is valid.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 
-from geounet.vectorize.measure import metric_crs, to_crs
+from geounet.io.geodesy import metric_crs, to_crs
 from geounet.vectorize.regularize import polygonal, regularize_polygon
 
 SMOOTH_ITERATIONS = 3

@@ -8,8 +8,8 @@ import shapely
 import shapely.affinity
 from affine import Affine
 
+from geounet.io.geodesy import to_crs
 from geounet.vectorize import VectorizeOptions, polygonize
-from geounet.vectorize.measure import to_crs
 from geounet.vectorize.refine import fill_holes, refine, simplify, smooth_polygon
 
 UTM = "EPSG:32636"

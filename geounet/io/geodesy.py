@@ -124,3 +124,41 @@ def _lonlat_bounds(crs: CRS, bounds: tuple[float, float, float, float]) -> tuple
         return bounds
     tr = Transformer.from_crs(crs, _WGS84, always_xy=True)
     return tr.transform_bounds(*bounds, densify_pts=11)
+
+
+def geodesic_length_m(geoms: Sequence[Any] | np.ndarray, crs: Any) -> np.ndarray:
+    """Geodesic length in metres on the WGS84 ellipsoid of lines given in ``crs``.
+
+    Args:
+        geoms: LineString or MultiLineString geometries (polygons give their perimeter).
+        crs: Their CRS.
+
+    Returns:
+        Float array of lengths.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    if geoms.size == 0:
+        return np.zeros(0)
+    geoms = _to_lonlat(geoms, CRS.from_user_input(crs))
+    return np.array([_GEOD.geometry_length(g) if g is not None else 0.0 for g in geoms])
+
+
+def buffer_m(geoms: Sequence[Any] | np.ndarray, crs: Any, distance_m: float) -> np.ndarray:
+    """Buffer geometries given in ``crs`` by ``distance_m`` metres on the ground.
+
+    The buffer is drawn in a metric frame (:func:`metric_crs`: the CRS itself when its
+    scale is true, else the local UTM zone), so a geographic CRS gets metres, not degrees.
+
+    Returns:
+        The buffered geometries, in ``crs``.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    if geoms.size == 0:
+        return geoms
+    crs = CRS.from_user_input(crs)
+    bounds = tuple(shapely.total_bounds(geoms))
+    frame = metric_crs(crs, bounds)
+    if frame is None:  # a projected CRS in true metres
+        return shapely.buffer(geoms, distance_m)
+    local = to_crs(geoms, crs, frame)
+    return to_crs(shapely.buffer(local, distance_m), frame, crs)

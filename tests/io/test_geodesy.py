@@ -1,4 +1,4 @@
-"""Tests for geounet.vectorize.measure: geodesic measures and metric frames."""
+"""Tests for geounet.io.geodesy: geodesic measures and metric frames."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
 
-from geounet.vectorize.measure import geodesic_area_perimeter, metric_crs, pixel_size_m
+from geounet.io.geodesy import geodesic_area_perimeter, metric_crs, pixel_size_m
 
 
 def test_square_in_utm_has_its_area_and_perimeter() -> None:
