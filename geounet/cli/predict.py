@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from geounet.cli.options import (
+    describe_features,
     device_option,
     make_vectorize_options,
     precision_option,
@@ -127,4 +128,4 @@ def predict(
         proba = gu.probabilities_path(results[0].path) if probabilities else None
         source = results[0].instances or results[0].path  # objects: one polygon each
         gdf = gu.vectorize(source, vector, vector_opts, probabilities=proba, crs=vector_crs)
-        click.echo(f"{vector}  ({len(gdf)} polygons)")
+        click.echo(f"{vector}  ({describe_features(gdf)})")

@@ -6,7 +6,12 @@ from typing import Any
 
 import click
 
-from geounet.cli.options import make_vectorize_options, progress_enabled, vector_options
+from geounet.cli.options import (
+    describe_features,
+    make_vectorize_options,
+    progress_enabled,
+    vector_options,
+)
 
 
 @click.command()
@@ -36,15 +41,19 @@ def vectorize(
     vector_crs: str | None,
     **shared: Any,
 ) -> None:
-    """Turn the class map MASK into polygons with class, area, perimeter (and confidence).
+    """Turn the class map MASK into polygons with class, area, perimeter (and confidence),
+    or, with --lines (the default for road models' masks), into a road network.
 
     Areas and lengths are in m2 and m on the ground whatever the raster's CRS. Large
-    rasters are read window by window; polygons crossing windows are merged exactly.
+    rasters are read window by window; polygons and lines crossing windows are merged
+    exactly. Road networks: the mask's centre lines split at junctions, dead ends under
+    --spur pruned, breaks up to --gap bridged, each line with its length_m.
 
     \b
     Examples:
       geounet vectorize mask.tif -o footprints.geojson --min-area 10 --regularize
       geounet vectorize landcover.tif -o cover.gpkg --simplify 2 --smooth water,forest
+      geounet vectorize roads.tif -o roads.gpkg --lines --spur 10 --gap 15
     """
     from tqdm import tqdm
 
@@ -66,4 +75,4 @@ def vectorize(
     finally:
         for bar in bars:
             bar.close()
-    click.echo(f"{output}  ({len(gdf)} polygons)")
+    click.echo(f"{output}  ({describe_features(gdf)})")

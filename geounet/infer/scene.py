@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -31,7 +32,7 @@ from geounet.infer.sliding import blend_weights
 from geounet.io.raster import RasterInfo, open_raster, raster_info
 from geounet.io.stack import acquisition_date, stack_rasters, uniform_scene
 from geounet.io.windows import window_starts
-from geounet.io.write import CLASS_FIELD_TAG, ClassMapWriter, InstanceMapWriter
+from geounet.io.write import CLASS_FIELD_TAG, LINES_TAG, ClassMapWriter, InstanceMapWriter
 from geounet.models.bundle import ModelMeta
 from geounet.models.segmenter import Segmenter
 from geounet.runtime import autocast_dtype, select_device
@@ -257,9 +258,13 @@ def _mode(meta: ModelMeta) -> str:
 
 
 def _class_map_tags(meta: ModelMeta) -> dict[str, str]:
-    """Extra class-map tags: the vector column naming the classes (e.g. crop_type)."""
+    """Extra class-map tags: the vector column naming the classes (e.g. crop_type), and
+    the network settings of road models (vectorized as lines)."""
     field = (meta.labels or {}).get("class_field")
-    return {CLASS_FIELD_TAG: field} if field else {}
+    tags = {CLASS_FIELD_TAG: field} if field else {}
+    if meta.lines is not None:
+        tags[LINES_TAG] = json.dumps(meta.lines)
+    return tags
 
 
 def check_dates(meta: ModelMeta, paths: Sequence[str | os.PathLike[str]]) -> None:

@@ -22,6 +22,7 @@ CLASSES_TAG = "GEOUNET_CLASSES"
 INSTANCES_TAG = "GEOUNET_INSTANCES"  # instance rasters: the name of the objects' class
 CLASS_MAP_TAG = "GEOUNET_CLASS_MAP"  # instance rasters: the class map of the same run
 CLASS_FIELD_TAG = "GEOUNET_CLASS_FIELD"  # class maps: vector column for the class name
+LINES_TAG = "GEOUNET_LINES"  # class maps of road models: JSON of the network settings
 
 
 def class_dtype(n_classes: int) -> str:

@@ -100,8 +100,10 @@ def check_vector_path(path: str | os.PathLike[str], *, crs: Any = None) -> str:
 
 
 def _write_ogr(gdf: gpd.GeoDataFrame, tmp: Path, driver: str, layer: str, **options: str) -> None:
-    """Write with pyogrio; empty frames get an explicit Polygon layer so the schema holds."""
-    kwargs: dict[str, Any] = {"geometry_type": "Polygon"} if gdf.empty else {}
+    """Write with pyogrio; empty frames get an explicit geometry type (``attrs
+    ["geometry_type"]``, default Polygon) so the schema holds."""
+    kind = gdf.attrs.get("geometry_type", "Polygon")
+    kwargs: dict[str, Any] = {"geometry_type": kind} if gdf.empty else {}
     gdf.to_file(tmp, driver=driver, engine="pyogrio", layer=layer, **kwargs, **options)
 
 

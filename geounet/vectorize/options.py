@@ -32,6 +32,14 @@ class VectorizeOptions:
         smooth: ``True`` or a list of classes: rounded outlines (Chaikin corner cutting)
             for natural classes such as fields, water or forest.
         window: Side, in pixels, of the windows read at a time (memory vs overhead).
+        lines: Write a line network (roads) instead of polygons: the mask's centre lines
+            as LineStrings with ``length_m``. ``None``: lines for class maps of road
+            models (tagged ``GEOUNET_LINES``), polygons otherwise.
+        spur_m: Lines: dead-end branches shorter than this are pruned (``None``: the
+            road model's setting, else 10 m).
+        gap_m: Lines: breaks up to this long are bridged (``None``: as ``spur_m``).
+        min_length_m: Lines: isolated pieces shorter than this are dropped (``None``: as
+            ``spur_m``).
     """
 
     classes: Sequence[ClassRef] | None = None
@@ -42,6 +50,10 @@ class VectorizeOptions:
     regularize: bool | Sequence[ClassRef] = False
     smooth: bool | Sequence[ClassRef] = False
     window: int = 2048
+    lines: bool | None = None
+    spur_m: float | None = None
+    gap_m: float | None = None
+    min_length_m: float | None = None
 
     def __post_init__(self) -> None:
         if self.connectivity not in (4, 8):
@@ -49,6 +61,10 @@ class VectorizeOptions:
         for name in ("min_area_m2", "fill_holes_m2", "simplify_m"):
             value = getattr(self, name)
             if not value >= 0:  # also rejects NaN
+                raise ConfigError(f"{name} must be a number >= 0, got {value}")
+        for name in ("spur_m", "gap_m", "min_length_m"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
                 raise ConfigError(f"{name} must be a number >= 0, got {value}")
         if not isinstance(self.window, int) or self.window < 64:
             raise ConfigError(f"window must be an integer >= 64 pixels, got {self.window}")

@@ -22,8 +22,9 @@ from affine import Affine
 from pyproj import CRS
 
 from geounet.errors import ConfigError, DataError, InvalidRasterError
-from geounet.io.geodesy import geodesic_area_perimeter, pixel_size_m
+from geounet.io.geodesy import geodesic_area_perimeter, geodesic_length_m, pixel_size_m
 from geounet.vectorize.export import check_vector_path, write_vectors
+from geounet.vectorize.network import NetworkParams, mask_network
 from geounet.vectorize.options import VectorizeOptions, resolve_classes, selected
 from geounet.vectorize.polygons import (
     Progress,
@@ -76,6 +77,12 @@ def vectorize_raster(
     options = options or VectorizeOptions()
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(RasterClassSource(path, probabilities))
+        settings = source.line_settings()
+        if options.lines or (options.lines is None and settings is not None):
+            try:
+                return _network_frame(source, options, settings or {}, class_names, progress)
+            except (DataError, ConfigError) as exc:
+                raise type(exc)(f"{path}: {exc}") from exc
         names = list(class_names) if class_names is not None else source.class_names()
         src = source.src
         instance_class = source.instance_class()
@@ -116,6 +123,76 @@ def vectorize_raster(
             )
         except (DataError, ConfigError) as exc:
             raise type(exc)(f"{path}: {exc}") from exc
+
+
+LINE_COLUMNS = ("class_id", "class_name", "length_m")
+DEFAULT_SPUR_M = 10.0
+
+
+def _network_frame(
+    source: RasterClassSource,
+    options: VectorizeOptions,
+    settings: dict[str, Any],
+    class_names: Sequence[str] | None,
+    progress: Progress | None,
+) -> gpd.GeoDataFrame:
+    """The road network of a class map: one LineString per stretch between junctions and
+    ends, with ``class_id``, ``class_name`` and geodesic ``length_m``."""
+    src = source.src
+    names = list(class_names) if class_names is not None else source.class_names() or []
+    classes = resolve_classes(options.classes, names, "classes")
+    road = None if classes is None else np.asarray(classes)
+    crs = CRS.from_user_input(src.crs)
+    pixel_m = pixel_size_m(crs, src.transform, tuple(src.bounds))
+    params = network_params(options, settings, pixel_m)
+    nodata = source.nodata
+
+    def read(row: int, col: int, h: int, w: int) -> np.ndarray:
+        values = source.read(row, col, h, w)
+        if road is not None:
+            return np.isin(values, road)
+        return (values > 0) & (values != nodata) if nodata is not None else values > 0
+
+    lines = mask_network(
+        read, (src.height, src.width), params, window=options.window, progress=progress
+    )
+    geoms = _to_crs_coords(np.asarray(lines, dtype=object), src.transform)
+    # one class: the road class named (binary maps: 1); lines do not mix classes
+    class_id = int(road[0]) if road is not None and len(road) == 1 else 1
+    name = names[class_id] if 0 <= class_id < len(names) else f"class_{class_id}"
+    frame = gpd.GeoDataFrame(
+        {
+            "class_id": np.full(len(geoms), class_id, dtype=np.int64),
+            "class_name": pd.Series([name] * len(geoms), dtype=object),
+            "length_m": geodesic_length_m(geoms, crs),
+        },
+        geometry=gpd.GeoSeries(geoms, crs=crs),
+        crs=crs,
+    )
+    frame.attrs["geometry_type"] = "LineString"
+    return frame
+
+
+def network_params(
+    options: VectorizeOptions, settings: dict[str, Any], pixel_m: float
+) -> NetworkParams:
+    """Network clean-up in pixels: the options given, else the road model's settings
+    (``settings``, from the class map's tag), else defaults."""
+
+    def metres(key: str, fallback: float) -> float:
+        value = getattr(options, key)
+        if value is None:
+            value = settings.get(key, fallback)
+        return float(value) / pixel_m
+
+    spur = metres("spur_m", DEFAULT_SPUR_M)
+    simplify = options.simplify_m or settings.get("simplify_m", 0.0)
+    return NetworkParams(
+        spur=spur,
+        gap=metres("gap_m", spur * pixel_m),
+        min_length=metres("min_length_m", spur * pixel_m),
+        simplify=float(simplify) / pixel_m,
+    )
 
 
 def _same_grid(a, b, path) -> None:

@@ -29,7 +29,13 @@ from scipy import ndimage
 from skimage import measure
 
 from geounet.errors import DataError, InputFileNotFoundError, InvalidRasterError
-from geounet.io.write import CLASS_FIELD_TAG, CLASS_MAP_TAG, CLASSES_TAG, INSTANCES_TAG
+from geounet.io.write import (
+    CLASS_FIELD_TAG,
+    CLASS_MAP_TAG,
+    CLASSES_TAG,
+    INSTANCES_TAG,
+    LINES_TAG,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -501,6 +507,22 @@ class RasterClassSource(ClassSource):
     def class_field(self) -> str | None:
         """The vector column that repeats the class name (``GEOUNET_CLASS_FIELD`` tag)."""
         return self.src.tags().get(CLASS_FIELD_TAG)
+
+    def line_settings(self) -> dict[str, Any] | None:
+        """The network settings of a road model's class map (``GEOUNET_LINES`` tag)."""
+        raw = self.src.tags().get(LINES_TAG)
+        if raw is None:
+            return None
+        try:
+            settings = json.loads(raw)
+        except ValueError:
+            settings = None
+        if not isinstance(settings, dict):
+            raise InvalidRasterError(
+                f"{self.path}: tag {LINES_TAG} must be a JSON object of network settings, "
+                f"got {raw!r}; remove the tag or predict again"
+            )
+        return settings
 
     def __enter__(self) -> RasterClassSource:
         return self
