@@ -101,7 +101,8 @@ def evaluate(
                 regions = [dataclasses.replace(r, labels=Path(labels)) for r in regions]
             label_attribute = label_attribute or attribute
         elif image is not None and labels is not None:
-            regions = [_labelled_region(_scene_input(image, meta, tmp), Path(labels))]
+            scene = _scene_input(image, meta, tmp)
+            regions = [_labelled_region(scene, Path(labels), TruthSpec.of(meta, label_attribute))]
         else:
             raise DataError("evaluate needs IMAGE and --labels, or --config CONFIG")
         truth = TruthSpec.of(meta, label_attribute)
@@ -112,7 +113,11 @@ def evaluate(
     metrics["regions"] = len(regions)
     metrics["present_classes"] = [n for n in meta.classes if metrics[n]["iou"] is not None]
     metrics["boundary"] = _boundary_metrics(scored.preds, scored.truths, scored.pixels, meta)
-    metrics["objects"] = _object_metrics(scored.objects, scored.pixels, meta, min_object_m2)
+    if meta.lines is not None:  # networks, not objects
+        metrics["objects"] = {}
+        metrics["roads"] = _road_metrics(scored, meta, metrics)
+    else:
+        metrics["objects"] = _object_metrics(scored.objects, scored.pixels, meta, min_object_m2)
     if meta.boundary:  # fields: any object class against background, as Fields of the World
         m = np.asarray(metrics["confusion_matrix"], dtype=np.float64)
         tp, fn, fp = m[1:, 1:].sum(), m[1:, 0].sum(), m[0, 1:].sum()
@@ -144,6 +149,27 @@ def evaluate(
         figures.append(training_curves_figure(curves, out / "training_curves.png"))
     report = write_report(metrics, meta, figures, out / "report.md", model=Path(model))
     return EvalResult(metrics, metrics_path, report, figures)
+
+
+def _road_metrics(scored: _Scored, meta: ModelMeta, metrics: dict) -> dict[str, Any]:
+    """Road IoU and F1 (pixels of every road class), completeness / correctness /
+    quality and APLS of the networks, over all regions."""
+    from geounet.vectorize.network_score import RoadScores
+
+    roads = RoadScores(meta.lines)
+    for pred, truth, (metres, _) in zip(scored.preds, scored.truths, scored.pixels, strict=True):
+        labelled = truth != IGNORE
+        roads.add((pred > 0) & (pred != 255) & labelled, (truth > 0) & labelled, metres)
+    return road_summary(metrics["confusion_matrix"], roads.result())
+
+
+def road_summary(confusion: list[list[int]], network: dict[str, Any]) -> dict[str, Any]:
+    """Road IoU and F1 (any road class against background) beside the network scores."""
+    m = np.asarray(confusion, dtype=np.float64)
+    tp, fn, fp = m[1:, 1:].sum(), m[1:, 0].sum(), m[0, 1:].sum()
+    iou = float(tp / (tp + fp + fn)) if tp + fp + fn else None
+    f1 = float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else None
+    return {"iou": iou, "f1": f1, **network}
 
 
 def _scene_input(image: PathLike | list, meta: ModelMeta, tmp: Path) -> Path:
@@ -201,14 +227,15 @@ def _score_regions(
     return scored
 
 
-def _labelled_region(image: Path, labels: Path) -> Region:
-    """The window of ``image`` covered by the labels' extent."""
+def _labelled_region(image: Path, labels: Path, truth: TruthSpec) -> Region:
+    """The window of ``image`` covered by the labels' extent (read as ``truth`` says:
+    centre lines widened to roads)."""
     info = raster_info(image)
     if is_raster(labels):
         with rasterio.open(labels) as src:
             bounds = rasterio.warp.transform_bounds(src.crs, info.crs, *src.bounds)
     else:
-        bounds = tuple(read_labels(labels, crs=info.crs).total_bounds)
+        bounds = tuple(truth.vectors(labels, info.crs, points=truth.sparse).total_bounds)
     window = rasterio.windows.from_bounds(*bounds, transform=info.transform)
     full = rasterio.windows.Window(0, 0, info.width, info.height)
     try:
@@ -255,18 +282,25 @@ class TruthSpec:
     spec: LabelSpec
     attribute: str | None
     sparse: bool
+    line_width_m: float | None = None  # road models: centre lines are this wide
 
     @classmethod
     def of(cls, meta: ModelMeta, attribute: str | None = None) -> TruthSpec:
         """The label reading recorded in a model bundle (``attribute`` overrides)."""
         record = meta.labels or {}
         spec = LabelSpec.from_record(meta.classes, record)
-        return cls(spec, attribute or record.get("attribute"), bool(record.get("sparse")))
+        width = (meta.lines or {}).get("width_m")
+        return cls(spec, attribute or record.get("attribute"), bool(record.get("sparse")), width)
 
     def vectors(self, path: PathLike, crs: Any, *, points: bool = False):
         """Label features in ``crs`` with their class ids."""
         return read_labels(
-            path, crs=crs, class_attribute=self.attribute, spec=self.spec, points=points
+            path,
+            crs=crs,
+            class_attribute=self.attribute,
+            spec=self.spec,
+            points=points,
+            line_width_m=self.line_width_m,
         )
 
 

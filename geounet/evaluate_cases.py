@@ -15,7 +15,7 @@ import numpy as np
 from geounet.data.cases import strip_window
 from geounet.data.sources import CaseRef
 from geounet.errors import DataError, InputFileNotFoundError
-from geounet.evaluate import EvalResult
+from geounet.evaluate import EvalResult, road_summary
 from geounet.infer.cases import input_files, model_source, predict_raw
 from geounet.infer.scene import PredictOptions
 from geounet.io.atomic import atomic_output
@@ -74,6 +74,11 @@ def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalRe
     rows, samples = [], []
     wrong = total = 0
     rand_errors = []
+    roads = None
+    if meta.lines is not None:
+        from geounet.vectorize.network_score import RoadScores
+
+        roads = RoadScores(meta.lines)
     for ref in refs:
         raw = source.read(ref)
         truth = labels.apply(raw.label, ref.label)
@@ -95,6 +100,8 @@ def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalRe
         if meta.preprocess.get("rand_error") and pred.ndim == 2:
             row["adapted_rand_error"] = _rand_error(pred, truth)
             rand_errors.append(row["adapted_rand_error"])
+        if roads is not None:
+            roads.add((pred > 0) & valid, (truth > 0) & valid, meta.ground_resolution_m or 1.0)
         rows.append(row)
         samples.append(_sample(image, truth, pred))
     metrics: dict[str, Any] = {
@@ -110,6 +117,8 @@ def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalRe
     pooled = confusion.scores(meta.classes)
     metrics["pooled"] = pooled
     metrics["present_classes"] = [n for n in meta.classes if pooled[n]["iou"] is not None]
+    if roads is not None:  # lengths in metres from data.resolution, else in pixels
+        metrics["roads"] = road_summary(pooled["confusion_matrix"], roads.result())
     metrics_path = out / "metrics.json"
     with atomic_output(metrics_path) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
@@ -232,6 +241,11 @@ def _write_report(
         lines += class_table(pooled, meta.classes)
     if "adapted_rand_error" in metrics:
         lines.append(f"Adapted Rand error (skimage): {metrics['adapted_rand_error']:.4f}")
+    if metrics.get("roads"):
+        from geounet.report import road_table
+
+        unit = "m" if meta.ground_resolution_m else "px"
+        lines += ["", *road_table(metrics["roads"], unit)]
     lines.append("")
     lines += [f"![{f.stem}]({f.name})" for f in figures]
     with atomic_output(path) as tmp:

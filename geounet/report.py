@@ -253,6 +253,25 @@ def class_table(scores: dict[str, Any], classes: Sequence[str]) -> list[str]:
     return lines
 
 
+def road_table(roads: dict[str, Any], unit: str) -> list[str]:
+    """Markdown lines of the road scores: pixels, buffer scores and APLS."""
+    return [
+        "## Road network",
+        "",
+        f"Completeness / correctness / quality: centre lines within {roads['tolerance_m']:g} "
+        f"{unit} of the other side's. APLS (SpaceNet 3): path lengths between control nodes, "
+        "both ways, harmonic mean.",
+        "",
+        "| road IoU | road F1 | completeness | correctness | quality | APLS | APLS true->pred "
+        "| APLS pred->true |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {_num(roads['iou'], 4)} | {_num(roads['f1'], 4)} | {_num(roads['completeness'], 4)} "
+        f"| {_num(roads['correctness'], 4)} | {_num(roads['quality'], 4)} | "
+        f"{_num(roads['apls'], 4)} | {_num(roads['apls_gt_to_prop'], 4)} | "
+        f"{_num(roads['apls_prop_to_gt'], 4)} |",
+    ]
+
+
 def write_report(
     metrics: dict[str, Any], meta: ModelMeta, figures: Sequence[Path], path: Path, *, model: Path
 ) -> Path:
@@ -320,6 +339,8 @@ def write_report(
             )
         if extra:
             lines += ["", *extra]
+    if metrics.get("roads"):
+        lines += ["", *road_table(metrics["roads"], "m")]
     lines += ["", "## Figures", ""]
     lines += [f"![{f.stem}]({f.name})" for f in figures]
     with atomic_output(path) as tmp:

@@ -83,6 +83,7 @@ def evaluate(
         for key in ("pixel_error", "adapted_rand_error"):
             if key in m:
                 click.echo(f"{key.replace('_', ' ')} {m[key]:.4f}")
+        _echo_roads(m)
         click.echo(f"report:  {result.report_path}")
         click.echo(f"metrics: {result.metrics_path}")
         return
@@ -99,9 +100,20 @@ def evaluate(
             f"{name}: object F1 {o['f1']:.4f} ({o['tp']} of {o['n_true']} true matched, "
             f"{o['n_pred']} predicted; {o['merges']} merges, {o['splits']} splits)"
         )
+    _echo_roads(m)
     click.echo(f"report:  {result.report_path}")
     click.echo(f"metrics: {result.metrics_path}")
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _echo_roads(m: dict) -> None:
+    roads = m.get("roads")
+    if roads:
+        click.echo(
+            f"roads: IoU {_fmt(roads['iou'], 4)}, F1 {_fmt(roads['f1'], 4)}, completeness "
+            f"{_fmt(roads['completeness'], 3)}, correctness {_fmt(roads['correctness'], 3)}, "
+            f"quality {_fmt(roads['quality'], 3)}, APLS {_fmt(roads['apls'], 3)}"
+        )
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"

@@ -19,6 +19,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
+import shapely
 import torch
 from pyproj import CRS
 from torchgeo.datasets import IntersectionDataset, RasterDataset, VectorDataset
@@ -220,6 +221,10 @@ class VectorLabels(VectorDataset):
         self.labels = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=crs)
         self.null_features = sum(f.attrs.get("null_features", 0) for f in frames)
         super().__init__([str(p) for p in paths], crs=crs, res=res, layer=layer)
+        # torchgeo indexes the raw features' extent; buffered centre lines reach further
+        if not self.labels.empty:
+            extent = shapely.box(*self.labels.total_bounds)
+            self.index = self.index.set_geometry([extent] * len(self.index), crs=self.index.crs)
 
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
         """Rasterize the features within ``query`` onto its pixel grid."""
@@ -251,8 +256,6 @@ class VectorLabels(VectorDataset):
 
 
 def _box(xmin: float, ymin: float, xmax: float, ymax: float):
-    import shapely
-
     return shapely.box(xmin, ymin, xmax, ymax)
 
 

@@ -72,11 +72,12 @@ def spatial_split(
         ]
         for name, box in zip(("train", "validation", "test"), boxes, strict=False):
             bxmin, bymin, bxmax, bymax = box.bounds
-            if min(bxmax - bxmin, bymax - bymin) < min_size:
+            if min(bxmax - bxmin, bymax - bymin) < min_size * (1 - 1e-9):
+                bounds = ", ".join(f"{v:.8g}" for v in geom.bounds)
                 raise DataError(
-                    f"the {name} strip of a labelled area {geom.bounds} is "
-                    f"{bxmax - bxmin:.1f} x {bymax - bymin:.1f} CRS units, smaller than one "
-                    f"tile ({min_size:.1f}); lower train.tile_size, raise data.resolution "
+                    f"the {name} strip of a labelled area ({bounds}) is "
+                    f"{bxmax - bxmin:.3g} x {bymax - bymin:.3g} CRS units, smaller than one "
+                    f"tile ({min_size:.3g}); lower train.tile_size, raise data.resolution "
                     "or change data.val_fraction / data.test_fraction"
                 )
         train.append(boxes[0])

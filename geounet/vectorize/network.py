@@ -190,7 +190,7 @@ def bridge_gaps(graph: nx.MultiGraph, gap: float) -> nx.MultiGraph:
                     best = (dist, u, v, key)
             if best is None:
                 continue
-            target = _split_edge(graph, *best[1:], p)
+            target = split_edge(graph, *best[1:], p)
             pieces[target] = pieces[best[1]]
         bridge = LineString([end, target])
         graph.add_edge(end, target, geometry=bridge, length=bridge.length)
@@ -198,7 +198,7 @@ def bridge_gaps(graph: nx.MultiGraph, gap: float) -> nx.MultiGraph:
     return graph
 
 
-def _split_edge(graph: nx.MultiGraph, u, v, key, point: Point) -> tuple[float, float]:
+def split_edge(graph: nx.MultiGraph, u, v, key, point: Point) -> tuple[float, float]:
     """Split edge ``(u, v, key)`` at the point of its line nearest ``point``; the new
     node (a coordinate tuple) joins both halves."""
     line = graph.edges[u, v, key]["geometry"]
