@@ -79,7 +79,7 @@ def list_models(in_channels: int = 3, classes: int = 2) -> list[dict[str, Any]]:
 
     rows = []
     for spec in REGISTRY.values():
-        net = build_model(spec.name, in_channels, classes)
+        net = build_model(spec.name, in_channels * spec.timesteps, classes)
         params = sum(p.numel() for p in net.parameters())
         rows.append(
             {

@@ -23,6 +23,7 @@ class ModelSpec:
     description: str
     build: Callable[..., nn.Module]
     dims: int = 2
+    timesteps: int = 1  # dates stacked in the input that the architecture expects (>= 2)
 
 
 def _unet(in_channels: int, classes: int, *, encoder: str | None = None, **arguments: Any):
@@ -89,6 +90,13 @@ REGISTRY: dict[str, ModelSpec] = {
             "deeplabv3plus",
             "DeepLabV3+ (Chen et al. 2018): atrous spatial pyramid pooling, baseline",
             _smp("DeepLabV3Plus"),
+        ),
+        ModelSpec(
+            "siamese_unet",
+            "Siamese U-Net: pre and post dates through one shared encoder, fused decoder, "
+            "localisation from pre (xView2 winners' design): change and damage",
+            _own("siamese", "SiameseUNet"),
+            timesteps=2,
         ),
         ModelSpec(
             "unet3d",

@@ -148,7 +148,7 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
     band_names = [images.all_bands[i - 1] for i in images.band_indexes]
     meta = ModelMeta(
         architecture=config.model.name,
-        arguments=dict(config.model.arguments),
+        arguments=_model_arguments(config, timesteps),
         in_channels=len(images.band_indexes),
         out_channels=out_channels,
         classes=list(classes),
@@ -173,6 +173,22 @@ def prepare(config: Config, run_dir: Path) -> Prepared:
     )
     sources = dict(zip(scenes, originals, strict=True))
     return Prepared(dataset, split, train_tile, val_tile, meta, sources)
+
+
+def _model_arguments(config: Config, timesteps: int) -> dict:
+    """The model's arguments; multi-date architectures (siamese) get the date count."""
+    from geounet.models.registry import REGISTRY
+
+    arguments = dict(config.model.arguments)
+    spec = REGISTRY.get(config.model.name)
+    if spec is not None and spec.timesteps > 1:
+        if timesteps < 2:
+            raise ConfigError(
+                f"config key 'model.name': {spec.name} compares dates; stack two or more "
+                "(data.images: [[pre.tif, post.tif]])"
+            )
+        arguments.setdefault("timesteps", timesteps)
+    return arguments
 
 
 def label_files(config: Config) -> list[str]:

@@ -25,6 +25,7 @@ SMALL = {
     "deeplabv3plus": {"encoder": "resnet18"},
     "unet3d": {"width": 4, "depth": 2},
     "vnet": {"width": 4, "depth": 2, "kernel": 3},
+    "siamese_unet": {"encoder": "resnet18", "decoder_channels": [32, 16, 8, 8, 8]},
 }
 SIZES = {2: [(45, 70), (33, 33)], 3: [(11, 20, 13)]}
 
@@ -64,15 +65,15 @@ def test_forward_any_size_and_backward(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_bundle_round_trip_and_determinism(name: str, tmp_path: Path) -> None:
     torch.manual_seed(7)
-    model = build_segmenter(_meta(name)).eval()
+    model = build_segmenter(_meta(name, in_channels=4)).eval()
     torch.manual_seed(7)
-    again = build_segmenter(_meta(name)).eval()
+    again = build_segmenter(_meta(name, in_channels=4)).eval()
     for (k, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
-    path = save_bundle(model, _meta(name), tmp_path / f"{name}.safetensors")
+    path = save_bundle(model, _meta(name, in_channels=4), tmp_path / f"{name}.safetensors")
     loaded, meta = load_bundle(path)
     assert meta.architecture == name
-    x = torch.rand(1, 3, *SIZES[REGISTRY[name].dims][0]) * 255
+    x = torch.rand(1, 4, *SIZES[REGISTRY[name].dims][0]) * 255
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
 
@@ -127,3 +128,25 @@ def test_invalid_own_model_arguments(name: str, arguments: dict, message: str) -
 
     with pytest.raises(ModelError, match=message):
         build_model(name, 3, 2, **arguments)
+
+
+def test_siamese_shares_its_encoder_and_localises_from_the_first_date() -> None:
+    from geounet.models.registry import build_model
+
+    torch.manual_seed(0)
+    net = build_model("siamese_unet", 6, 5, **SMALL["siamese_unet"]).eval()
+    encoder = sum(p.numel() for p in net.encoder.parameters())
+    assert sum(p.numel() for p in net.parameters()) < 2 * encoder  # one encoder, shared
+    x = torch.rand(2, 6, 64, 64)
+    with torch.no_grad():
+        out = net(x)
+        probs = out.softmax(1)
+        # outputs are log-probabilities: background from the first date alone
+        assert torch.allclose(out.exp().sum(1), torch.ones(2, 64, 64), atol=1e-5)
+        changed = x.clone()
+        changed[:, 3:] = torch.rand(2, 3, 64, 64)  # another post image
+        again = net(changed).softmax(1)
+    assert torch.allclose(probs[:, 0], again[:, 0], atol=1e-6)  # localisation: pre only
+    assert not torch.allclose(probs[:, 1:], again[:, 1:], atol=1e-4)  # damage: the pair
+    with pytest.raises(ModelError, match="do not split into 2 dates"):
+        build_model("siamese_unet", 3, 5)
