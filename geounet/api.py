@@ -47,8 +47,29 @@ def train(
 
     if not isinstance(config, Config):
         config = load_config(config, list(overrides))
+    config = _xbd_as_geotiff(config)
     require_training_inputs(config)
     return fit(config, progress=progress)
+
+
+def _xbd_as_geotiff(config: Config) -> Config:
+    """An xBD config (``data.source: xbd``) as the GeoTIFF config it amounts to: each
+    pre/post PNG pair georeferenced from its labels' ``lng_lat`` into a date stack, with
+    the post-disaster buildings' ``subtype`` (damage) as labels. Other configs as given."""
+    if config.data.source != "xbd":
+        return config
+    from geounet.io.xbd import xbd_scenes
+
+    scenes = xbd_scenes(list(config.data.images), Path(config.run_dir) / "xbd")
+    data = dataclasses.replace(
+        config.data,
+        source="geotiff",
+        images=[[str(s.pre), str(s.post)] for s in scenes],
+        labels=[str(s.labels) for s in scenes],
+        stack="dates",
+        label_attribute=config.data.label_attribute or "subtype",
+    )
+    return dataclasses.replace(config, data=data)
 
 
 def resume(run_dir: PathLike, *, progress: bool = True) -> TrainResult:
@@ -117,6 +138,15 @@ def predict(
 
         if isinstance(scene, str | os.PathLike) and "," in str(scene):
             scene = str(scene).split(",")
+        if not isinstance(scene, str | os.PathLike) and meta.timesteps > 1:
+            import tempfile
+
+            from geounet.io.xbd import png_pair_scene
+
+            with tempfile.TemporaryDirectory() as tmp:  # xBD PNGs: georeferenced first
+                pair = png_pair_scene([Path(p) for p in scene], Path(tmp))
+                if pair is not None:
+                    return predict_scene(net, meta, pair, out, options, progress)
         return predict_scene(net, meta, scene, out, options, progress)
     from geounet.infer.cases import predict_input
 
@@ -295,6 +325,8 @@ def evaluate(
     """
     if config is not None and not isinstance(config, Config):
         config = load_config(config)
+    if config is not None:
+        config = _xbd_as_geotiff(config)
     out = Path(out_dir) if out_dir else Path(model).with_name("evaluation")
     source = config.data.source if config is not None else read_meta(model).source
     if source != "geotiff":

@@ -31,8 +31,10 @@ class DataConfig:
     """Where the imagery and labels are and how to read them."""
 
     # geotiff: georeferenced scenes; folders: image/mask chips (PNG, JPEG, TIFF);
-    # nifti: medical volumes; figshare_mat: the brain-tumour .mat slices of Cheng et al.
-    source: Literal["geotiff", "folders", "nifti", "figshare_mat"] = "geotiff"
+    # nifti: medical volumes; figshare_mat: the brain-tumour .mat slices of Cheng et al.;
+    # xbd: xView2 folders (images/*_pre_disaster.png, labels/*.json), georeferenced from
+    # the labels' lng_lat and trained as pre/post GeoTIFF pairs
+    source: Literal["geotiff", "folders", "nifti", "figshare_mat", "xbd"] = "geotiff"
     # each entry: one raster, or a list of co-registered rasters stacked as channels:
     # band files of one acquisition (stack: bands) or several dates (stack: dates)
     images: list[str | list[str]] = field(default_factory=list)
@@ -420,7 +422,7 @@ def check_classes(config: Config) -> None:
 
 def _check_auto_classes(config: Config) -> None:
     data, train = config.data, config.train
-    if data.source != "geotiff" or not data.label_attribute:
+    if data.source not in ("geotiff", "xbd") or not data.label_attribute:
         raise ConfigError(
             "config key 'data.classes': 'auto' takes the classes from the vector attribute "
             "data.label_attribute; set it, or list the classes"
@@ -455,7 +457,7 @@ def _check_objects(config: Config) -> None:
             "config key 'objects.target': boundary needs dense labels with class 0 "
             "'background' (pixels outside every object); data.sparse must be false"
         )
-    if config.data.source != "geotiff":
+    if config.data.source not in ("geotiff", "xbd"):
         raise ConfigError(
             "config key 'objects.enabled': separate objects are trained from GeoTIFF scenes "
             f"only so far (data.source is {config.data.source!r})"

@@ -31,8 +31,9 @@ from geounet.io.atomic import atomic_output
 from geounet.io.labelmap import IGNORE, LabelSpec
 from geounet.io.labels import rasterize_labels, read_labels
 from geounet.io.raster import raster_info
+from geounet.io.xbd import DAMAGE_CLASSES
 from geounet.models.bundle import ModelMeta, load_bundle
-from geounet.train.metrics import ConfusionMatrix, hausdorff_distance
+from geounet.train.metrics import ConfusionMatrix, hausdorff_distance, xview2_scores
 
 if TYPE_CHECKING:  # configuration is read by geounet.api
     from geounet.config import Config
@@ -113,6 +114,10 @@ def evaluate(
     metrics["regions"] = len(regions)
     metrics["present_classes"] = [n for n in meta.classes if metrics[n]["iou"] is not None]
     metrics["boundary"] = _boundary_metrics(scored.preds, scored.truths, scored.pixels, meta)
+    if is_damage_model(meta):
+        metrics["xview2"] = xview2_scores(metrics["confusion_matrix"])
+        if scored.voted is not None:  # the building polygons: one damage class each
+            metrics["xview2_buildings"] = xview2_scores(scored.voted.matrix.numpy())
     if meta.lines is not None:  # networks, not objects
         metrics["objects"] = {}
         metrics["roads"] = _road_metrics(scored, meta, metrics)
@@ -149,6 +154,23 @@ def evaluate(
         figures.append(training_curves_figure(curves, out / "training_curves.png"))
     report = write_report(metrics, meta, figures, out / "report.md", model=Path(model))
     return EvalResult(metrics, metrics_path, report, figures)
+
+
+def is_damage_model(meta: ModelMeta) -> bool:
+    """True for models of the xView2 damage classes (background and the four grades)."""
+    return list(meta.classes) == ["background", *DAMAGE_CLASSES]
+
+
+def majority_map(instances: np.ndarray, classes: np.ndarray, n: int) -> np.ndarray:
+    """Each object of an instance map given its most frequent class of ``classes`` (but
+    background); pixels outside objects are background."""
+    ids = instances.astype(np.int64)
+    values = np.where((classes >= 0) & (classes < n), classes, 0).astype(np.int64)
+    counts = np.bincount((ids * n + values).ravel(), minlength=(ids.max() + 1) * n)
+    counts = counts.reshape(-1, n)[:, 1:]
+    majority = np.where(counts.sum(1) > 0, counts.argmax(1) + 1, 0)
+    majority[0] = 0
+    return majority[ids]
 
 
 def _road_metrics(scored: _Scored, meta: ModelMeta, metrics: dict) -> dict[str, Any]:
@@ -194,6 +216,7 @@ class _Scored:
     samples: list[tuple]
     objects: list[dict]
     first_image: np.ndarray | None = None
+    voted: ConfusionMatrix | None = None  # object models: each object's majority class
 
 
 def _score_regions(
@@ -207,6 +230,8 @@ def _score_regions(
 ) -> _Scored:
     """Predict every region whole (full context) and gather what the scores need."""
     scored = _Scored(ConfusionMatrix(len(meta.classes)), [], [], [], [], [])
+    if meta.boundary:
+        scored.voted = ConfusionMatrix(len(meta.classes))
     for i, region in enumerate(regions):
         mask_path = tmp / f"pred_{i}.tif"
         inst_path = tmp / f"instances_{i}.tif" if meta.objects else None
@@ -216,6 +241,10 @@ def _score_regions(
         pred, truth, rgb, res = _read_region(region, mask_path, truth_spec, meta)
         valid = (pred != 255) & (truth != IGNORE)
         scored.confusion.update(pred[valid], truth[valid])
+        if scored.voted is not None:
+            with rasterio.open(inst_path) as src:
+                voted = majority_map(src.read(1, window=region.window), pred, len(meta.classes))
+            scored.voted.update(voted[valid], truth[valid])
         truth = np.where(pred == 255, IGNORE, truth)  # no prediction: not scored
         scored.preds.append(pred)
         scored.truths.append(truth)
@@ -261,7 +290,9 @@ def _config_regions(config: Config) -> tuple[list[Region], str | None]:
         info = raster_info(scene)
         bounds = rasterio.warp.transform_bounds(prepared.dataset.crs, info.crs, *strip.bounds)
         window = rasterio.windows.from_bounds(*bounds, transform=info.transform)
-        regions.append(Region(scene, window.round_offsets().round_lengths(), labels))
+        full = rasterio.windows.Window(0, 0, info.width, info.height)
+        window = window.round_offsets().round_lengths().intersection(full)
+        regions.append(Region(scene, window, labels))
     return regions, config.data.label_attribute
 
 

@@ -253,6 +253,29 @@ def class_table(scores: dict[str, Any], classes: Sequence[str]) -> list[str]:
     return lines
 
 
+def xview2_table(metrics: dict[str, Any]) -> list[str]:
+    """Markdown lines of the xView2 score, per pixel and per building polygon."""
+    rows = [("pixels of the class map", metrics["xview2"])]
+    if metrics.get("xview2_buildings"):
+        rows.append(("buildings (each its majority class)", metrics["xview2_buildings"]))
+    lines = [
+        "## xView2 score",
+        "",
+        "Localisation F1 (building pixels), damage F1 (harmonic mean of the four grades' F1 "
+        "on true building pixels), score = 0.3 x localisation + 0.7 x damage.",
+        "",
+        "| scored | score | localisation F1 | damage F1 | no damage | minor | major | destroyed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, x in rows:
+        per = " | ".join(f"{v:.4f}" for v in x["damage_f1_per_class"])
+        lines.append(
+            f"| {name} | {x['score']:.4f} | {x['localization_f1']:.4f} | "
+            f"{x['damage_f1']:.4f} | {per} |"
+        )
+    return lines
+
+
 def road_table(roads: dict[str, Any], unit: str) -> list[str]:
     """Markdown lines of the road scores: pixels, buffer scores and APLS."""
     return [
@@ -341,6 +364,8 @@ def write_report(
             lines += ["", *extra]
     if metrics.get("roads"):
         lines += ["", *road_table(metrics["roads"], "m")]
+    if metrics.get("xview2"):
+        lines += ["", *xview2_table(metrics)]
     lines += ["", "## Figures", ""]
     lines += [f"![{f.stem}]({f.name})" for f in figures]
     with atomic_output(path) as tmp:

@@ -83,7 +83,7 @@ def evaluate(
         for key in ("pixel_error", "adapted_rand_error"):
             if key in m:
                 click.echo(f"{key.replace('_', ' ')} {m[key]:.4f}")
-        _echo_roads(m)
+        _echo_tasks(m)
         click.echo(f"report:  {result.report_path}")
         click.echo(f"metrics: {result.metrics_path}")
         return
@@ -100,12 +100,19 @@ def evaluate(
             f"{name}: object F1 {o['f1']:.4f} ({o['tp']} of {o['n_true']} true matched, "
             f"{o['n_pred']} predicted; {o['merges']} merges, {o['splits']} splits)"
         )
-    _echo_roads(m)
+    _echo_tasks(m)
     click.echo(f"report:  {result.report_path}")
     click.echo(f"metrics: {result.metrics_path}")
 
 
-def _echo_roads(m: dict) -> None:
+def _echo_tasks(m: dict) -> None:
+    for key, what in (("xview2", "pixels"), ("xview2_buildings", "buildings")):
+        x = m.get(key)
+        if x:
+            click.echo(
+                f"xView2 score ({what}) {x['score']:.4f}: localisation F1 "
+                f"{x['localization_f1']:.4f}, damage F1 {x['damage_f1']:.4f}"
+            )
     roads = m.get("roads")
     if roads:
         click.echo(

@@ -222,9 +222,16 @@ class VectorLabels(VectorDataset):
         self.null_features = sum(f.attrs.get("null_features", 0) for f in frames)
         super().__init__([str(p) for p in paths], crs=crs, res=res, layer=layer)
         # torchgeo indexes the raw features' extent; buffered centre lines reach further
-        if not self.labels.empty:
-            extent = shapely.box(*self.labels.total_bounds)
-            self.index = self.index.set_geometry([extent] * len(self.index), crs=self.index.crs)
+        extents = {
+            os.path.realpath(p): shapely.box(*f.total_bounds)
+            for p, f in zip(paths, frames, strict=True)
+            if not f.empty
+        }
+        geoms = [
+            extents.get(os.path.realpath(path), geom)
+            for path, geom in zip(self.index["filepath"], self.index.geometry, strict=True)
+        ]
+        self.index = self.index.set_geometry(geoms, crs=self.index.crs)
 
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
         """Rasterize the features within ``query`` onto its pixel grid."""
@@ -345,9 +352,27 @@ def labelled_scenes(
         )
     fill = NodataFill(image_ds.nodata, image_ds.per_band_nodata)
     try:
-        return IntersectionDataset(image_ds, label_ds, transforms=fill)
+        dataset = IntersectionDataset(image_ds, label_ds, transforms=fill)
     except RuntimeError as exc:
         raise DataError(
             f"labels {', '.join(map(str, files))} do not overlap the images "
             f"{', '.join(map(str, images))}; check that they cover the same area"
         ) from exc
+    if len(files) > 1 and len(files) == len(images):
+        _own_labels_only(dataset, images, files)
+    return dataset
+
+
+def _own_labels_only(
+    dataset: IntersectionDataset, images: Sequence[PathLike], files: Sequence[PathLike]
+) -> None:
+    """With one label file per scene, keep each scene's pairing with its own file only
+    (adjacent tiles would otherwise pair with their neighbour's labels along a sliver)."""
+    own = {os.path.realpath(i): os.path.realpath(f) for i, f in zip(images, files, strict=True)}
+    index = dataset.index
+    keep = [
+        own.get(os.path.realpath(a), os.path.realpath(b)) == os.path.realpath(b)
+        for a, b in zip(index["filepath_1"], index["filepath_2"], strict=True)
+    ]
+    if any(keep):
+        dataset.index = index[keep]
