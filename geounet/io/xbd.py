@@ -128,7 +128,10 @@ def georeference(*label_files: str | os.PathLike[str]) -> tuple[Affine, float]:
         raise DataError(f"{label_files[0]}: too few building vertices to georeference from")
     coef, *_ = np.linalg.lstsq(design, ll, rcond=None)  # (3, 2): [x, y, 1] -> lon, lat
     transform = Affine(coef[0, 0], coef[1, 0], coef[2, 0], coef[0, 1], coef[1, 1], coef[2, 1])
-    back = np.column_stack(~transform * (ll[:, 0], ll[:, 1]))
+    inv = ~transform
+    back = np.column_stack(
+        [inv.a * ll[:, 0] + inv.b * ll[:, 1] + inv.c, inv.d * ll[:, 0] + inv.e * ll[:, 1] + inv.f]
+    )
     residual = float(np.sqrt(np.mean(np.sum((back - px) ** 2, axis=1))))
     return transform, residual
 

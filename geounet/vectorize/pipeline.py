@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,8 +66,10 @@ def vectorize_raster(
     An instance map (``geounet predict``'s ``OUT_instances.tif``, tagged
     ``GEOUNET_INSTANCES``) gives one polygon per object id, so touching objects stay
     separate. When the instance map names the class map of its run (fields of several
-    crop types), each object takes the class most of its pixels have there, with that
-    share in ``class_share``.
+    crop types, building damage), each object takes the class most of its pixels have
+    there, with that share in ``class_share`` and the share of every class in
+    ``share_<class>`` (``share_minor_damage``); ``confidence`` is then the mean
+    probability that its pixels belong to an object.
 
     Returns:
         GeoDataFrame in the raster's CRS with ``class_id``, ``class_name`` (and the
@@ -281,9 +284,10 @@ def _frame(
     crs = CRS.from_user_input(crs)
     ids = np.asarray(regions.class_ids, dtype=np.int64)
     pixels = np.asarray(regions.pixels, dtype=np.int64)
-    share = None
+    share = shares = None
     if regions.votes is not None:  # objects take their majority class
         ids, share = majority_classes(regions.votes, len(regions.geoms))
+        shares = _class_shares(regions.votes, len(regions.geoms), len(names or []))
     geoms = _to_crs_coords(np.asarray(regions.geoms, dtype=object), transform)
     pixel_m = pixel_size_m(crs, transform, tuple(bounds)) if geoms.size else 1.0
     if options.min_area_m2 > 0 and geoms.size:
@@ -292,6 +296,7 @@ def _frame(
         keep = pixels * pixel_m**2 >= 0.25 * options.min_area_m2
         ids, pixels, geoms = ids[keep], pixels[keep], geoms[keep]
         share = None if share is None else share[keep]
+        shares = None if shares is None else shares[keep]
         conf_sum = None if regions.prob_sum is None else np.asarray(regions.prob_sum)[keep]
     else:
         conf_sum = None if regions.prob_sum is None else np.asarray(regions.prob_sum)
@@ -318,6 +323,9 @@ def _frame(
         data[field] = class_names.copy()
     if share is not None:
         data["class_share"] = np.round(share[keep], 4)
+        for k in range(1, shares.shape[1]):  # the share of every class inside each object
+            label = names[k] if k < len(names) else f"class_{k}"
+            data[share_column(label)] = np.round(shares[keep, k], 4)
     data |= {
         "area_m2": area[keep],
         "area_ha": area[keep] / 1e4,
@@ -326,6 +334,20 @@ def _frame(
     if conf_sum is not None:
         data[CONFIDENCE] = np.round(conf_sum[keep] / np.maximum(pixels[keep], 1), 4)
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms[keep], crs=crs), crs=crs)
+
+
+def share_column(name: str) -> str:
+    """The column holding the share of class ``name`` in each object: ``share_<name>``
+    with characters other than letters and digits as ``_`` (``share_minor_damage``)."""
+    return "share_" + (re.sub(r"[^0-9A-Za-z]+", "_", str(name)).strip("_") or "class")
+
+
+def _class_shares(votes: Sequence[np.ndarray], n: int, classes: int) -> np.ndarray:
+    """(n, classes) share of each object's pixels in each class of the class map."""
+    if n == 0:
+        return np.zeros((0, classes))
+    counts = np.asarray(votes, dtype=np.float64)
+    return counts / np.maximum(counts.sum(1, keepdims=True), 1)
 
 
 def majority_classes(votes: Sequence[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:

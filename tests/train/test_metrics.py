@@ -454,3 +454,30 @@ def test_object_f1_many_buildings_is_fast() -> None:
     assert out["f1"] == 1.0
     assert shifted["tp"] == 45 * 45
     assert elapsed < 10.0  # generous: ~0.2 s on a laptop
+
+
+def test_xview2_score_against_a_hand_computed_case() -> None:
+    from geounet.train.metrics import xview2_scores
+
+    # rows: truth (background, no, minor, major damage, destroyed); columns: prediction
+    m = [
+        [90, 5, 0, 0, 5],
+        [2, 8, 0, 0, 0],
+        [0, 2, 6, 2, 0],
+        [1, 0, 1, 7, 1],
+        [0, 0, 0, 1, 9],
+    ]
+    x = xview2_scores(m)
+    # localisation: TP 37 building pixels predicted building, FN 3, FP 10
+    assert x["localization_f1"] == pytest.approx(74 / 87)
+    # damage on true building pixels: no 16/20, minor 12/17, major 14/20, destroyed 18/20
+    per_class = [16 / 20, 12 / 17, 14 / 20, 18 / 20]
+    assert x["damage_f1_per_class"] == pytest.approx(per_class)
+    harmonic = 4 / sum(1 / (f + 1e-6) for f in per_class)
+    assert x["damage_f1"] == pytest.approx(harmonic)
+    assert x["damage_f1"] == pytest.approx(0.76829, abs=1e-4)
+    assert x["score"] == pytest.approx(0.3 * 74 / 87 + 0.7 * harmonic)
+    perfect = xview2_scores(np.diag([50, 5, 5, 5, 5]))
+    assert perfect["score"] == pytest.approx(1.0, abs=1e-5)
+    # a grade never predicted nor present scores 0 and pulls the harmonic mean to ~0
+    assert xview2_scores(np.diag([50, 5, 5, 5, 0]))["damage_f1"] < 1e-4
