@@ -144,6 +144,19 @@ def evaluate(
         figures.append(
             confusion_figure(metrics["confusion_matrix"], meta.classes, out / "confusion.png")
         )
+    if metrics.get("roads") and scored.road_lines:
+        from geounet.report import network_figure
+
+        roads = metrics["roads"]
+        figures.append(
+            network_figure(
+                scored.first_image,
+                *scored.road_lines,
+                out / "network.png",
+                f"APLS {roads['apls'] or 0:.3f}, completeness {roads['completeness'] or 0:.3f}, "
+                f"correctness {roads['correctness'] or 0:.3f} (all regions)",
+            )
+        )
     if scored.objects[0]:  # predicted and true objects of the first region
         pred_polys, true_polys = next(iter(scored.objects[0].values()))
         figures.append(
@@ -182,6 +195,7 @@ def _road_metrics(scored: _Scored, meta: ModelMeta, metrics: dict) -> dict[str, 
     for pred, truth, (metres, _) in zip(scored.preds, scored.truths, scored.pixels, strict=True):
         labelled = truth != IGNORE
         roads.add((pred > 0) & (pred != 255) & labelled, (truth > 0) & labelled, metres)
+    scored.road_lines = roads.lines[0] if roads.lines else None
     return road_summary(metrics["confusion_matrix"], roads.result())
 
 
@@ -217,6 +231,7 @@ class _Scored:
     objects: list[dict]
     first_image: np.ndarray | None = None
     voted: ConfusionMatrix | None = None  # object models: each object's majority class
+    road_lines: tuple[list, list] | None = None  # road models: first region's networks
 
 
 def _score_regions(

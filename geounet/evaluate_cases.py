@@ -124,8 +124,20 @@ def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalRe
         tmp.write_text(json.dumps(metrics, indent=2))
     from geounet.report import confusion_figure, training_curves_figure, windows_figure
 
+    road_example = (samples[0][0], *roads.lines[0]) if roads is not None and roads.lines else None
     samples.sort(key=lambda s: -float(((s[1] > 0) & (s[1] != IGNORE)).mean()))
     figures = [windows_figure(samples[:4], meta, out / "cases.png")]
+    if road_example is not None:
+        from geounet.report import network_figure
+
+        r = metrics["roads"]
+        figures.append(
+            network_figure(
+                *road_example,
+                out / "network.png",
+                f"{refs[0].id}: APLS {r['apls'] or 0:.3f} over all cases",
+            )
+        )
     if len(meta.classes) > 2:
         figures.append(
             confusion_figure(pooled["confusion_matrix"], meta.classes, out / "confusion.png")

@@ -203,6 +203,50 @@ def objects_figure(rgb: np.ndarray, pred: Sequence[Any], truth: Sequence[Any], p
     return _save(fig, path)
 
 
+def network_figure(
+    rgb: np.ndarray, pred: Sequence[Any], truth: Sequence[Any], path: Path, title: str = ""
+) -> Path:
+    """Road networks over the image: true centre lines (left, cyan) and the predicted
+    network (right, orange, line ends and junctions as dots).
+
+    Args:
+        rgb: (bands, H, W) image of the region.
+        pred: Predicted lines in the region's pixel coordinates (x = column).
+        truth: True centre lines in the same coordinates.
+        path: Output PNG.
+        title: Figure title (the scores).
+    """
+    from geounet.vectorize.network import lines_graph
+
+    plt = _pyplot()
+    h, w = rgb.shape[1:]
+    step = int(max(1.0, max(h, w) / 1200))
+    side = 10
+    fig, axes = plt.subplots(
+        1, 2, figsize=(2 * side * w / max(h, w) + 0.4, side * h / max(h, w) + 0.8)
+    )
+    image = _display(rgb[:, ::step, ::step])
+    for ax, lines, colour, name in (
+        (axes[0], truth, "cyan", "true centre lines"),
+        (axes[1], pred, "orange", "predicted network"),
+    ):
+        ax.imshow(image, extent=(0, w, h, 0), interpolation="nearest")
+        for line in lines:
+            x, y = line.xy
+            ax.plot(x, y, color=colour, linewidth=1.8)
+        nodes = [n for n, d in lines_graph(lines).degree() if d != 2]
+        if nodes:
+            xs, ys = zip(*nodes, strict=True)
+            ax.scatter(xs, ys, s=12, color="white", edgecolors=colour, zorder=3)
+        ax.set_title(f"{name} ({len(lines)} lines)")
+        ax.set_xlim(0, w)
+        ax.set_ylim(h, 0)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
 def training_curves_figure(metrics_csv: Path, path: Path) -> Path:
     """Loss and validation IoU per epoch from a run's ``metrics.csv``."""
     plt = _pyplot()
@@ -268,11 +312,24 @@ def xview2_table(metrics: dict[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, x in rows:
-        per = " | ".join(f"{v:.4f}" for v in x["damage_f1_per_class"])
+        per = " | ".join(_num(v, 4) for v in x["damage_f1_per_class"])
         lines.append(
             f"| {name} | {x['score']:.4f} | {x['localization_f1']:.4f} | "
             f"{x['damage_f1']:.4f} | {per} |"
         )
+    absent = [x for _, x in rows if None in x["damage_f1_per_class"]]
+    if absent:
+        lines += [
+            "",
+            "A grade is absent from both truth and prediction here (-): officially its F1 is "
+            "0 and the damage F1 about 0. Over the grades present: "
+            + ", ".join(
+                f"{name} score {_num(x['score_present_grades'], 4)} (damage F1 "
+                f"{_num(x['damage_f1_present_grades'], 4)})"
+                for name, x in rows
+            )
+            + ".",
+        ]
     return lines
 
 

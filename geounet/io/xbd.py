@@ -22,6 +22,7 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 import shapely
+import shapely.errors
 from affine import Affine
 
 from geounet.errors import DataError, InputFileNotFoundError, InvalidVectorError
@@ -115,8 +116,8 @@ def georeference(*label_files: str | os.PathLike[str]) -> tuple[Affine, float]:
     for path in label_files:
         features = read_label_file(path)["features"]
         for a, b in zip(features["xy"], features["lng_lat"], strict=False):
-            xy = shapely.get_coordinates(shapely.from_wkt(a["wkt"]))
-            ll = shapely.get_coordinates(shapely.from_wkt(b["wkt"]))
+            xy = shapely.get_coordinates(_geometry(a, path))
+            ll = shapely.get_coordinates(_geometry(b, path))
             if len(xy) == len(ll):
                 pixels.append(xy)
                 lonlat.append(ll)
@@ -140,18 +141,31 @@ def label_frame(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     """The buildings of a label file in EPSG:4326 with ``subtype`` (damage; ``building``
     in pre-disaster files) and ``uid``."""
     features = read_label_file(path)["features"]["lng_lat"]
-    rows = [
-        {
-            "subtype": f["properties"].get("subtype", f["properties"].get("feature_type")),
-            "uid": f["properties"].get("uid"),
-            "geometry": shapely.from_wkt(f["wkt"]),
-        }
-        for f in features
-        if f.get("properties", {}).get("feature_type", "building") == "building"
-    ]
+    rows = []
+    for f in features:
+        props = f.get("properties") or {}
+        if props.get("feature_type", "building") != "building":
+            continue
+        rows.append(
+            {
+                "subtype": props.get("subtype", props.get("feature_type", "building")),
+                "uid": props.get("uid"),
+                "geometry": _geometry(f, path),
+            }
+        )
     if not rows:
         return gpd.GeoDataFrame({"subtype": [], "uid": []}, geometry=[], crs="EPSG:4326")
     return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
+
+
+def _geometry(feature: dict, path: str | os.PathLike[str]):
+    """A feature's WKT geometry, or one clear error naming the file."""
+    try:
+        return shapely.from_wkt(feature["wkt"])
+    except (KeyError, TypeError, shapely.errors.GEOSException) as exc:
+        raise InvalidVectorError(
+            f"{path}: a feature without a readable 'wkt' geometry ({exc}); fix or remove it"
+        ) from exc
 
 
 def capture_date(path: str | os.PathLike[str]) -> str | None:
@@ -194,7 +208,7 @@ def xbd_scenes(
     ``folder`` (written once; reused while newer than their sources)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    scenes = []
+    scenes, skipped = [], []
     for root in roots:
         for tile in find_tiles(root):
             out = XbdScene(
@@ -205,7 +219,11 @@ def xbd_scenes(
             )
             sources = (tile.pre, tile.post, tile.pre_labels, tile.post_labels)
             if not _fresh([out.pre, out.post, out.labels], sources):
-                transform, residual = georeference(tile.pre_labels, tile.post_labels)
+                try:
+                    transform, residual = georeference(tile.pre_labels, tile.post_labels)
+                except DataError:  # no buildings: nothing places the tile on the map
+                    skipped.append(tile.key)
+                    continue
                 if residual > MAX_RESIDUAL_PX:
                     log.warning(
                         "%s: xy and lng_lat agree to %.1f px only; the georeferencing is "
@@ -218,6 +236,14 @@ def xbd_scenes(
                 with atomic_output(out.labels) as tmp:
                     label_frame(tile.post_labels).to_file(tmp, driver="GeoJSON")
             scenes.append(out)
+    if skipped:
+        log.warning(
+            "%d xBD tile(s) without buildings skipped (nothing georeferences them): %s",
+            len(skipped),
+            ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""),
+        )
+    if not scenes:
+        raise DataError(f"{', '.join(map(str, roots))}: no xBD tile has buildings to train on")
     return scenes
 
 
@@ -229,7 +255,13 @@ def png_pair_scene(pngs: list[Path], folder: Path) -> list[Path] | None:
     labels = [p.parent.parent / "labels" / f"{p.stem}.json" for p in pngs]
     if not all(p.exists() for p in labels):
         return None
-    transform, _ = georeference(*labels)
+    try:
+        transform, _ = georeference(*labels)
+    except DataError as exc:
+        raise DataError(
+            f"{pngs[0]}: its label files hold no buildings, which alone georeference xBD "
+            "images; give georeferenced GeoTIFFs instead"
+        ) from exc
     folder.mkdir(parents=True, exist_ok=True)
     return [
         write_georeferenced(p, transform, folder / f"{p.stem}.tif", capture_date(lab))

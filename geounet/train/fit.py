@@ -187,6 +187,11 @@ def _model_arguments(config: Config, timesteps: int) -> dict:
                 f"config key 'model.name': {spec.name} compares dates; stack two or more "
                 "(data.images: [[pre.tif, post.tif]])"
             )
+        if config.objects.enabled and config.objects.target == "footprint":
+            raise ConfigError(
+                f"config key 'objects.target': {spec.name} outputs class probabilities; "
+                "use objects.target: boundary (one object per building, each with a class)"
+            )
         arguments.setdefault("timesteps", timesteps)
     return arguments
 

@@ -373,8 +373,13 @@ def xview2_scores(confusion: np.ndarray | Sequence[Sequence[int]]) -> dict[str, 
       the official 1e-6 added to each F1).
     - Score: ``0.3 * localisation + 0.7 * damage``.
 
+    A grade absent from both truth and prediction has no F1 (``None`` in the list) and
+    counts as 0 in the official damage F1, which then is about 0; ``*_present_grades``
+    give the damage F1 and score over the grades that are there.
+
     Returns:
-        ``score``, ``localization_f1``, ``damage_f1`` and ``damage_f1_per_class`` (list).
+        ``score``, ``localization_f1``, ``damage_f1``, ``damage_f1_per_class`` (list)
+        and ``damage_f1_present_grades`` / ``score_present_grades``.
     """
     m = np.asarray(confusion, dtype=np.float64)
     if m.shape != (5, 5):
@@ -382,16 +387,24 @@ def xview2_scores(confusion: np.ndarray | Sequence[Sequence[int]]) -> dict[str, 
     tp, fn, fp = m[1:, 1:].sum(), m[1:, 0].sum(), m[0, 1:].sum()
     loc = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
     buildings = m[1:]  # true building pixels: rows 1-4, every predicted column
-    f1s = []
+    f1s: list[float | None] = []
     for c in range(1, 5):
         hit = buildings[c - 1, c]
         wrong = buildings[:, c].sum() - hit  # predicted c on a building of another grade
         missed = buildings[c - 1].sum() - hit  # a building of grade c predicted otherwise
-        f1s.append(float(2 * hit / (2 * hit + wrong + missed)) if hit + wrong + missed else 0.0)
-    damage = len(f1s) / sum(1.0 / (f + 1e-6) for f in f1s)
+        f1s.append(float(2 * hit / (2 * hit + wrong + missed)) if hit + wrong + missed else None)
+    # officially an absent grade scores 0 (and the harmonic mean ~0); beside it, the mean
+    # over the grades present in truth or prediction, for small areas missing a grade
+    damage = 4 / sum(1.0 / ((f or 0.0) + 1e-6) for f in f1s)
+    present = [f for f in f1s if f is not None]
+    damage_present = len(present) / sum(1.0 / (f + 1e-6) for f in present) if present else None
     return {
         "score": 0.3 * loc + 0.7 * damage,
         "localization_f1": float(loc),
         "damage_f1": float(damage),
         "damage_f1_per_class": f1s,
+        "damage_f1_present_grades": damage_present,
+        "score_present_grades": None
+        if damage_present is None
+        else 0.3 * loc + 0.7 * damage_present,
     }

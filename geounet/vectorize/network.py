@@ -10,7 +10,9 @@ converts metres and writes map coordinates.
 
 Large rasters are read in windows with a halo: each window's skeleton is computed with
 its surroundings, and each pixel link belongs to the window of its first pixel, so the
-links of all windows are the links of the whole raster's skeleton (no seams).
+links of all windows are the links of the whole raster's skeleton (no seams). Thinning
+reaches as far inside as a road is wide, so the halo grows with the deepest road pixel
+of the window (up to :data:`MAX_HALO`: wider blobs than that may seam).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 import shapely
+from scipy import ndimage
 from shapely.geometry import LineString, MultiLineString, Point
 
 # Forward neighbours (row, col): each undirected 8-neighbour link is found once.
 _FORWARD = ((0, 1), (1, -1), (1, 0), (1, 1))
-HALO = 64  # pixels read around each window: the skeleton inside is the whole raster's
+HALO = 64  # pixels read around each window (more around wide roads), so that the
+MAX_HALO = 1024  # skeleton inside is the whole raster's; areas deeper than this may seam
 
 
 @dataclass(frozen=True)
@@ -136,12 +140,28 @@ def prune_spurs(graph: nx.MultiGraph, spur: float, rounds: int = 3) -> nx.MultiG
                 doomed.append((u, v, key, u if du == 1 else v))
         if not doomed:
             break
+        doomed = _spare_last_branches(graph, doomed)
         for u, v, key, end in doomed:
             if graph.has_edge(u, v, key):
                 graph.remove_edge(u, v, key)
                 graph.remove_node(end)
         graph = lines_graph(graph_lines(graph))
     return graph
+
+
+def _spare_last_branches(graph: nx.MultiGraph, doomed: list) -> list:
+    """Spurs to remove, less the longest ones of a junction that would otherwise keep
+    fewer than two branches (a small isolated star stays a line, see drop_short)."""
+    by_junction: dict = {}
+    for item in doomed:
+        u, v, _, end = item
+        by_junction.setdefault(v if end == u else u, []).append(item)
+    out = []
+    for junction, items in by_junction.items():
+        spare = max(0, 2 - (graph.degree(junction) - len(items)))
+        items.sort(key=lambda it: graph.edges[it[0], it[1], it[2]]["length"])
+        out += items[: len(items) - spare]
+    return out
 
 
 def drop_short(graph: nx.MultiGraph, min_length: float) -> nx.MultiGraph:
@@ -175,23 +195,27 @@ def bridge_gaps(graph: nx.MultiGraph, gap: float) -> nx.MultiGraph:
         here = find(pieces[end])
         p = Point(end)
         others = [n for n in ends if find(pieces[n]) != here and graph.degree(n) == 1]
-        target = None
+        near_end = None
         if others:
             d = np.hypot(*(np.asarray(others) - np.asarray(end)).T)
             if d.min() <= gap:
-                target = others[int(d.argmin())]
-        if target is None:
-            best = None
-            for u, v, key, data in graph.edges(keys=True, data=True):
-                if find(pieces[u]) == here:
-                    continue
-                dist = data["geometry"].distance(p)
-                if dist <= gap and (best is None or dist < best[0]):
-                    best = (dist, u, v, key)
-            if best is None:
+                near_end = (float(d.min()), others[int(d.argmin())])
+        near_line = None
+        for u, v, key, data in graph.edges(keys=True, data=True):
+            if find(pieces[u]) == here:
                 continue
-            target = split_edge(graph, *best[1:], p)
-            pieces[target] = pieces[best[1]]
+            dist = data["geometry"].distance(p)
+            if dist <= gap and (near_line is None or dist < near_line[0]):
+                near_line = (dist, u, v, key)
+        if near_end is None and near_line is None:
+            continue
+        # the nearest part of another piece; its end when about as near (a break in a
+        # road), rather than a road passing closer (a T junction that was missed)
+        if near_end is not None and (near_line is None or near_end[0] <= near_line[0] + 1.0):
+            target = near_end[1]
+        else:
+            target = split_edge(graph, *near_line[1:], p)
+            pieces[target] = pieces[near_line[1]]
         bridge = LineString([end, target])
         graph.add_edge(end, target, geometry=bridge, length=bridge.length)
         parent[find(pieces[target])] = here
@@ -261,9 +285,15 @@ def mask_network(
     starts = [(r, c) for r in range(0, height, window) for c in range(0, width, window)]
     links = []
     for k, (r, c) in enumerate(starts):
-        top, left = max(0, r - HALO), max(0, c - HALO)
-        bottom, right = min(height, r + window + HALO), min(width, c + window + HALO)
-        mask = read(top, left, bottom - top, right - left)
+        halo = HALO
+        while True:  # thinning reaches as far as the widest road is deep: widen to match
+            top, left = max(0, r - halo), max(0, c - halo)
+            bottom, right = min(height, r + window + halo), min(width, c + window + halo)
+            mask = read(top, left, bottom - top, right - left)
+            depth = float(ndimage.distance_transform_edt(mask).max()) if mask.any() else 0.0
+            if depth + 16 <= halo or halo >= MAX_HALO:
+                break
+            halo = min(MAX_HALO, int(depth) + 32)
         core = (r - top, c - left, min(window, height - r), min(window, width - c))
         found = skeleton_links(mask, core)
         found[:, [0, 2]] += top

@@ -69,7 +69,7 @@ def densify(graph: nx.MultiGraph, spacing: float | None) -> nx.MultiGraph:
     """A copy of ``graph`` with a node at least every ``spacing`` along each edge."""
     out = nx.MultiGraph()
     out.add_nodes_from(graph.nodes(data=True))
-    for u, v, data in graph.edges(data=True):
+    for _, _, data in graph.edges(data=True):
         line = data["geometry"]
         pieces = max(1, int(np.ceil(line.length / spacing))) if spacing else 1
         cuts = np.linspace(0.0, line.length, pieces + 1)
@@ -77,9 +77,9 @@ def densify(graph: nx.MultiGraph, spacing: float | None) -> nx.MultiGraph:
             part = shapely.ops.substring(line, a, b)
             if part.length == 0:
                 continue
+            # nodes are coordinate tuples: the piece's own ends, whatever the direction
+            # in which the graph lists the edge
             start, stop = tuple(part.coords[0]), tuple(part.coords[-1])
-            start = u if a == 0 else start
-            stop = v if b == line.length else stop
             out.add_node(start, point=start)
             out.add_node(stop, point=stop)
             out.add_edge(start, stop, geometry=part, length=part.length)
@@ -143,22 +143,27 @@ def apls(
     Returns:
         ``apls`` (harmonic mean of both directions; 0 when either is 0), ``apls_gt_to_prop``
         (penalises missed roads) and ``apls_prop_to_gt`` (penalises invented roads);
-        None where the truth has no road.
+        where the truth has no road, 0 for a proposal with roads (as SpaceNet) and None
+        for an empty one.
     """
     t, p = densify(truth, spacing), densify(proposal, spacing)
     forward = apls_one_way(t, p, buffer)
-    if forward is None:
-        return {"apls": None, "apls_gt_to_prop": None, "apls_prop_to_gt": None}
+    if forward is None:  # no true road: undefined, unless roads were invented (0)
+        invented = 0.0 if p.number_of_edges() else None
+        return {"apls": invented, "apls_gt_to_prop": None, "apls_prop_to_gt": invented}
     backward = apls_one_way(p, t, buffer)
     backward = 0.0 if backward is None else backward  # nothing found: nothing similar
     both = 2 * forward * backward / (forward + backward) if forward and backward else 0.0
     return {"apls": both, "apls_gt_to_prop": forward, "apls_prop_to_gt": backward}
 
 
-def mask_graph(mask: np.ndarray, params: NetworkParams, scale: float = 1.0) -> nx.MultiGraph:
-    """The cleaned road network of an in-memory mask as a graph in pixel units times
-    ``scale`` (metres per pixel gives metres)."""
-    lines = clean_network(links_to_lines(skeleton_links(mask)), params)
+def mask_lines(mask: np.ndarray, params: NetworkParams) -> list:
+    """The cleaned road network of an in-memory mask as lines in pixel coordinates."""
+    return clean_network(links_to_lines(skeleton_links(mask)), params)
+
+
+def scaled_graph(lines: list, scale: float = 1.0) -> nx.MultiGraph:
+    """A graph of pixel-coordinate lines scaled by ``scale`` (metres per pixel)."""
     if scale != 1.0:
         lines = [shapely.affinity.scale(g, scale, scale, origin=(0, 0)) for g in lines]
     return lines_graph(lines)
@@ -186,12 +191,13 @@ def road_scores(
             min_length=settings.get("min_length_m", 10.0) / pixel_m,
         )
 
+    true_lines, pred_lines = mask_lines(truth, params(False)), mask_lines(pred, params(True))
     scores = apls(
-        mask_graph(truth, params(False), pixel_m),
-        mask_graph(pred, params(True), pixel_m),
+        scaled_graph(true_lines, pixel_m),
+        scaled_graph(pred_lines, pixel_m),
         buffer=max(APLS_BUFFER_M, settings.get("tolerance_m", 3.0)),
     )
-    return {"counts": counts, **scores}
+    return {"counts": counts, "lines": (pred_lines, true_lines), **scores}
 
 
 class RoadScores:
@@ -206,12 +212,14 @@ class RoadScores:
         self.settings = settings
         self.counts = {"true_px": 0, "true_matched_px": 0, "pred_px": 0, "pred_matched_px": 0}
         self.apls: list[dict[str, float | None]] = []
+        self.lines: list[tuple[list, list]] = []  # (predicted, true) lines per region, px
 
     def add(self, pred: np.ndarray, truth: np.ndarray, pixel_m: float) -> None:
         """Score one region's boolean road masks (pixels of ``pixel_m`` metres)."""
         scores = road_scores(pred, truth, pixel_m, self.settings)
         for key, value in scores.pop("counts").items():
             self.counts[key] += value
+        self.lines.append(scores.pop("lines"))
         if scores["apls"] is not None:
             self.apls.append(scores)
 

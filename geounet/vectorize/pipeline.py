@@ -139,34 +139,45 @@ def _network_frame(
     class_names: Sequence[str] | None,
     progress: Progress | None,
 ) -> gpd.GeoDataFrame:
-    """The road network of a class map: one LineString per stretch between junctions and
-    ends, with ``class_id``, ``class_name`` and geodesic ``length_m``."""
+    """The road network of a class map, one network per selected class (binary masks:
+    any value but 0 and nodata): one LineString per stretch between junctions and ends,
+    with ``class_id``, ``class_name`` and geodesic ``length_m``."""
     src = source.src
     names = list(class_names) if class_names is not None else source.class_names() or []
     classes = resolve_classes(options.classes, names, "classes")
-    road = None if classes is None else np.asarray(classes)
+    if classes is None:  # every class but background: a network each (binary maps: 1)
+        classes = list(range(1, len(names))) if len(names) > 2 else [1]
     crs = CRS.from_user_input(src.crs)
     pixel_m = pixel_size_m(crs, src.transform, tuple(src.bounds))
     params = network_params(options, settings, pixel_m)
-    nodata = source.nodata
+    binary = options.classes is None and len(names) <= 2  # 0 / 1 or 0 / 255 road masks
+    ids: list[int] = []
+    lines: list = []
+    for k, class_id in enumerate(classes):
 
-    def read(row: int, col: int, h: int, w: int) -> np.ndarray:
-        values = source.read(row, col, h, w)
-        if road is not None:
-            return np.isin(values, road)
-        return (values > 0) & (values != nodata) if nodata is not None else values > 0
+        def read(row: int, col: int, h: int, w: int, class_id: int = class_id) -> np.ndarray:
+            values = source.read(row, col, h, w)
+            if binary:  # any non-zero value but nodata is road
+                nodata = source.nodata
+                return (values > 0) & (values != nodata) if nodata is not None else values > 0
+            return values == class_id
 
-    lines = mask_network(
-        read, (src.height, src.width), params, window=options.window, progress=progress
-    )
+        def step(done: int, total: int, k: int = k) -> None:
+            if progress is not None:
+                progress(k * total + done, len(classes) * total)
+
+        found = mask_network(
+            read, (src.height, src.width), params, window=options.window, progress=step
+        )
+        lines += found
+        ids += [class_id] * len(found)
     geoms = _to_crs_coords(np.asarray(lines, dtype=object), src.transform)
-    # one class: the road class named (binary maps: 1); lines do not mix classes
-    class_id = int(road[0]) if road is not None and len(road) == 1 else 1
-    name = names[class_id] if 0 <= class_id < len(names) else f"class_{class_id}"
     frame = gpd.GeoDataFrame(
         {
-            "class_id": np.full(len(geoms), class_id, dtype=np.int64),
-            "class_name": pd.Series([name] * len(geoms), dtype=object),
+            "class_id": np.asarray(ids, dtype=np.int64),
+            "class_name": pd.Series(
+                [names[i] if 0 <= i < len(names) else f"class_{i}" for i in ids], dtype=object
+            ),
             "length_m": geodesic_length_m(geoms, crs),
         },
         geometry=gpd.GeoSeries(geoms, crs=crs),

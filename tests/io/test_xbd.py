@@ -88,3 +88,25 @@ def test_png_pair_is_georeferenced_for_prediction(tmp_path: Path) -> None:
         pair = png_pair_scene(images, tmp_path / "geo")
     assert [p.suffix for p in pair] == [".tif", ".tif"]
     assert png_pair_scene([tmp_path / "a.tif", tmp_path / "b.tif"], tmp_path) is None
+
+
+def test_tile_without_buildings_is_skipped_and_bad_wkt_is_one_line(tmp_path: Path) -> None:
+    import json
+
+    root = xbd_folder(tmp_path)
+    for when in ("pre", "post"):
+        path = root / "labels" / f"test-storm_00000001_{when}_disaster.json"
+        data = json.loads(path.read_text())
+        data["features"] = {"xy": [], "lng_lat": []}
+        path.write_text(json.dumps(data))
+    scenes = xbd_scenes([root], tmp_path / "out")
+    assert [s.key for s in scenes] == ["test-storm_00000000"]
+    images = sorted((root / "images").glob("test-storm_00000001_*.png"))[::-1]
+    with pytest.raises(DataError, match="no buildings"):
+        png_pair_scene(images, tmp_path / "geo")
+    path = root / "labels" / "test-storm_00000000_post_disaster.json"
+    data = json.loads(path.read_text())
+    data["features"]["lng_lat"][0]["wkt"] = "POLYGON ((1 2"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InvalidVectorError, match="readable 'wkt'"):
+        label_frame(path)

@@ -479,5 +479,9 @@ def test_xview2_score_against_a_hand_computed_case() -> None:
     assert x["score"] == pytest.approx(0.3 * 74 / 87 + 0.7 * harmonic)
     perfect = xview2_scores(np.diag([50, 5, 5, 5, 5]))
     assert perfect["score"] == pytest.approx(1.0, abs=1e-5)
-    # a grade never predicted nor present scores 0 and pulls the harmonic mean to ~0
-    assert xview2_scores(np.diag([50, 5, 5, 5, 0]))["damage_f1"] < 1e-4
+    # a grade neither present nor predicted scores 0 officially (harmonic mean ~0); the
+    # grades present score apart
+    absent = xview2_scores(np.diag([50, 5, 5, 5, 0]))
+    assert absent["damage_f1"] < 1e-4 and absent["damage_f1_per_class"][3] is None
+    assert absent["damage_f1_present_grades"] == pytest.approx(1.0, abs=1e-5)
+    assert absent["score_present_grades"] == pytest.approx(1.0, abs=1e-5)

@@ -104,3 +104,34 @@ def test_clean_network_drops_short_isolated_pieces() -> None:
     lines = [LineString([(0, 0), (100, 0)]), LineString([(0, 50), (6, 50)])]
     out = clean_network(lines, NetworkParams(min_length=10.0))
     assert len(out) == 1 and out[0].length == 100
+
+
+def test_windows_around_a_blob_wider_than_the_halo_still_match_the_whole() -> None:
+    m = np.zeros((500, 500), bool)
+    m[50:450, 50:450] = True  # a car park 400 px wide: thinning reaches 200 px deep
+    m[240:250, :] = True
+    whole = network(m)
+    tiled = mask_network(
+        lambda r, c, h, w: m[r : r + h, c : c + w], m.shape, NetworkParams(), window=128
+    )
+    assert shapely.MultiLineString(tiled).equals(shapely.MultiLineString(whole))
+
+
+def test_a_road_passing_close_wins_over_a_farther_line_end() -> None:
+    road = LineString([(0, 0), (100, 0)])
+    dead_end = LineString([(50, 2), (50, 60)])  # stops 2 px from the road
+    other = LineString([(66, 2), (90, 2)])  # an end 16 px away
+    joined = bridge_gaps(lines_graph([road, dead_end, other]), gap=20.0)
+    assert joined.has_edge((50.0, 2.0), (50.0, 0.0))
+    assert not joined.has_edge((50.0, 2.0), (66.0, 2.0))
+
+
+def test_a_small_star_keeps_its_longest_branches() -> None:
+    star = [
+        LineString([(0, 0), (4, 0)]),
+        LineString([(0, 0), (0, 3)]),
+        LineString([(0, 0), (-5, 0)]),
+    ]
+    graph = prune_spurs(lines_graph(star), spur=10.0)
+    total = sum(d["length"] for *_, d in graph.edges(data=True))
+    assert total == pytest.approx(9.0)  # the 3-px branch goes, the line of 4 + 5 stays

@@ -28,6 +28,12 @@ def test_identical_graphs_score_one() -> None:
     assert apls(truth, truth.copy(), spacing=None)["apls"] == pytest.approx(1.0)
 
 
+def test_direction_of_the_lines_does_not_matter() -> None:
+    forward = lines_graph([LineString([(0, 0), (120, 0)]), LineString([(120, 0), (120, 90)])])
+    backward = lines_graph([LineString([(120, 0), (0, 0)]), LineString([(120, 90), (120, 0)])])
+    assert apls(forward, backward, spacing=25.0)["apls"] == pytest.approx(1.0)
+
+
 def test_cut_road_lowers_apls_by_the_hand_computed_amount() -> None:
     # truth A(0)-B(100)-C(200); the proposal misses 100..110
     truth = lines_graph([LineString([(0, 0), (100, 0)]), LineString([(100, 0), (200, 0)])])
@@ -52,7 +58,8 @@ def test_no_proposal_scores_zero_and_no_truth_is_undefined() -> None:
     truth = lines_graph([LineString([(0, 0), (100, 0)])])
     empty = lines_graph([])
     assert apls(truth, empty)["apls"] == 0.0
-    assert apls(empty, truth)["apls"] is None
+    assert apls(empty, truth)["apls"] == 0.0  # roads where there are none
+    assert apls(empty, empty.copy())["apls"] is None
 
 
 def test_densify_puts_nodes_every_spacing() -> None:
