@@ -2,7 +2,7 @@
 # The road presets trained for 15 CPU minutes each, with and without the clDice term,
 # one after another (never two at once on this 2-core machine), then evaluated on each
 # preset's validation area (IoU, F1, completeness / correctness / quality, APLS) for the
-# figures in docs/roads.md. Then: .venv/bin/python benchmarks/roads_table.py
+# figures in docs/roads.md. Then: .venv/bin/python benchmarks/tasks_table.py
 #
 #   bash benchmarks/roads_presets.sh                      # train and evaluate every run
 #   bash benchmarks/roads_presets.sh evaluate             # evaluate the trained runs only
