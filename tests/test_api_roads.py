@@ -175,3 +175,38 @@ def test_lines_config_is_checked() -> None:
         load_config(None, ["lines.gap_m=-1"])
     with pytest.raises(ConfigError, match="exclude each other"):
         load_config(None, ["lines.enabled=true", "objects.enabled=true"])
+
+
+def test_predict_vector_refuses_chip_models_before_predicting(tmp_path: Path) -> None:
+    from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
+
+    meta = ModelMeta(
+        architecture="unet",
+        arguments={"width": 4, "depth": 2},
+        in_channels=3,
+        out_channels=1,
+        classes=["background", "road"],
+        colors=[[0, 0, 0], [255, 170, 0]],
+        bands=["r", "g", "b"],
+        mean=[0.0] * 3,
+        std=[1.0] * 3,
+        tile_size=64,
+        source="folders",
+    )
+    model = save_bundle(build_segmenter(meta), meta, tmp_path / "chips.safetensors")
+    chip = tmp_path / "chip.png"
+    chip.write_bytes(b"")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            str(model),
+            str(chip),
+            "-o",
+            str(tmp_path / "out.png"),
+            "--vector",
+            str(tmp_path / "roads.geojson"),
+        ],
+    )
+    assert result.exit_code == 2 and "needs georeferenced output" in result.output
+    assert not (tmp_path / "out.png").exists()

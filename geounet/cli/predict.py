@@ -86,6 +86,11 @@ def predict(
         raise click.UsageError("--vector takes one scene; vectorize several masks one by one")
     if vector:
         gu.check_vector_output(vector, crs=vector_crs)
+        if gu.model_info(model)["source"] != "geotiff":
+            raise click.UsageError(
+                "--vector needs georeferenced output: this model predicts chips, volumes or "
+                "slices; predict GeoTIFF scenes with a model trained on them"
+            )
     vector_opts = make_vectorize_options(**shared)
     options = gu.PredictOptions(
         tile=tile_size,
