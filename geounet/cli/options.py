@@ -81,10 +81,20 @@ def vector_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Road networks: centre lines with length_m instead of polygons "
             "[lines for road models' masks, polygons otherwise].",
         ),
-        click.option("--spur", type=float, default=None, help="Lines: prune dead ends below, m."),
-        click.option("--gap", type=float, default=None, help="Lines: bridge breaks up to, m."),
         click.option(
-            "--min-length", type=float, default=None, help="Lines: drop pieces shorter, m."
+            "--spur",
+            type=float,
+            default=None,
+            help="Lines: prune dead ends shorter than this, m [the road model's; else 10].",
+        ),
+        click.option(
+            "--gap", type=float, default=None, help="Lines: bridge breaks up to this, m [= spur]."
+        ),
+        click.option(
+            "--min-length",
+            type=float,
+            default=None,
+            help="Lines: drop pieces shorter in total, m [= spur].",
         ),
         click.option(
             "--crs",
