@@ -88,13 +88,16 @@ def vector_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Lines: prune dead ends shorter than this, m [the road model's; else 10].",
         ),
         click.option(
-            "--gap", type=float, default=None, help="Lines: bridge breaks up to this, m [= spur]."
+            "--gap",
+            type=float,
+            default=None,
+            help="Lines: bridge breaks up to this, m [the model's; else --spur].",
         ),
         click.option(
             "--min-length",
             type=float,
             default=None,
-            help="Lines: drop pieces shorter in total, m [= spur].",
+            help="Lines: drop pieces shorter in total, m [the model's; else --spur].",
         ),
         click.option(
             "--crs",
