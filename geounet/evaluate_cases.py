@@ -124,18 +124,19 @@ def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalRe
         tmp.write_text(json.dumps(metrics, indent=2))
     from geounet.report import confusion_figure, training_curves_figure, windows_figure
 
-    road_example = (samples[0][0], *roads.lines[0]) if roads is not None and roads.lines else None
+    road_example = None
+    if roads is not None and roads.lines:  # the case with the most true road to show
+        i = max(range(len(roads.lines)), key=lambda k: sum(g.length for g in roads.lines[k][1]))
+        road_example = (refs[i].id, samples[i][0], *roads.lines[i])
     samples.sort(key=lambda s: -float(((s[1] > 0) & (s[1] != IGNORE)).mean()))
     figures = [windows_figure(samples[:4], meta, out / "cases.png")]
     if road_example is not None:
         from geounet.report import network_figure
 
-        r = metrics["roads"]
+        r, (case, *shown) = metrics["roads"], road_example
         figures.append(
             network_figure(
-                *road_example,
-                out / "network.png",
-                f"{refs[0].id}: APLS {r['apls'] or 0:.3f} over all cases",
+                *shown, out / "network.png", f"{case}; all cases: APLS {r['apls'] or 0:.3f}"
             )
         )
     if len(meta.classes) > 2:
