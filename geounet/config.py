@@ -152,6 +152,9 @@ class ObjectsConfig:
     """
 
     enabled: bool = False
+    # what the objects are, in outputs and reports (default: the object class of a
+    # two-class task; "field" for target: boundary)
+    name: str | None = None
     # footprint: footprint / border / contact channels (buildings, two classes);
     # boundary: background / boundary / object classes in one softmax, as Fields of the
     # World (fields, any number of crop classes)

@@ -108,7 +108,7 @@ def test_damage_preset_trains_a_siamese_model_on_xbd(damage_run) -> None:
     assert meta.architecture == "siamese_unet" and meta.arguments["timesteps"] == 2
     assert meta.classes == CLASSES and meta.timesteps == 2 and meta.in_channels == 6
     assert meta.dates == [["2011-05-01", "2011-06-01"], ["2011-05-01", "2011-06-01"]]
-    assert meta.boundary  # one object per building
+    assert meta.boundary and meta.object_name == "building"  # one object per building
 
 
 def test_predict_on_xbd_pngs_writes_georeferenced_building_damage(damage_run, tmp_path) -> None:

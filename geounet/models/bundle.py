@@ -83,9 +83,10 @@ class ModelMeta:
 
     @property
     def object_name(self) -> str:
-        """What an object model's objects are: the object class of a two-class model
-        (``building``), ``field`` for the boundary target (fields of several crops)."""
-        return "field" if self.boundary else self.classes[1]
+        """What an object model's objects are: ``objects.name`` when set, else the object
+        class of a two-class model (``building``), ``field`` for the boundary target."""
+        name = (self.objects or {}).get("name")
+        return name or ("field" if self.boundary else self.classes[1])
 
     @property
     def sigmoid(self) -> bool:
