@@ -157,7 +157,7 @@ def evaluate(
                 f"correctness {roads['correctness'] or 0:.3f} (all regions)",
             )
         )
-    if scored.objects[0]:  # predicted and true objects of the first region
+    if scored.objects[0] and meta.lines is None:  # the first region's objects
         pred_polys, true_polys = next(iter(scored.objects[0].values()))
         figures.append(
             objects_figure(scored.first_image, pred_polys, true_polys, out / "objects.png")
