@@ -55,7 +55,8 @@ class DataConfig:
     class_field: str | None = None  # extra vector column holding the class name (crop_type)
     rgb_bands: list[int] | None = None  # model bands shown as RGB in figures (1-based)
     bands: list[int] | None = None
-    resolution: float | None = None  # metres on the ground; None = the images' own
+    # metres on the ground; None = the images' own (chips: their pixel size, for lengths)
+    resolution: float | None = None
     # meanstd / percentile: statistics of the training data, stored in the model;
     # case_zscore / case_percentile: each case (volume, slice, chip) normalized on its own
     normalization: Literal["meanstd", "percentile", "case_zscore", "case_percentile"] = "meanstd"
