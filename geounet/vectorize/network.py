@@ -49,11 +49,24 @@ class NetworkParams:
     simplify: float = 0.0
 
 
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """The one-pixel-wide skeleton of a boolean mask (:func:`skimage.morphology.skeletonize`)."""
+    from skimage.morphology import skeletonize
+
+    return skeletonize(np.asarray(mask, dtype=bool))
+
+
 def skeleton_links(mask: np.ndarray, core: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """Links between 8-neighbour skeleton pixels of a boolean mask.
+    """Links between 8-neighbour skeleton pixels of a boolean mask (see
+    :func:`pixel_links`)."""
+    return pixel_links(skeleton(mask), core)
+
+
+def pixel_links(skel: np.ndarray, core: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Links between 8-neighbour pixels of a skeleton.
 
     Args:
-        mask: Road pixels of a window (with its halo).
+        skel: A one-pixel-wide skeleton of a window (with its halo).
         core: ``(row, col, height, width)`` of the pixels whose links to return
             (default: the whole array). Links leave the core forwards (right, down).
 
@@ -62,9 +75,6 @@ def skeleton_links(mask: np.ndarray, core: tuple[int, int, int, int] | None = No
         Diagonal links are left out where an orthogonal path of two links joins the
         same pixels, so that corners make no triangles.
     """
-    from skimage.morphology import skeletonize
-
-    skel = skeletonize(np.asarray(mask, dtype=bool))
     h, w = skel.shape
     r0, c0, ch, cw = core if core is not None else (0, 0, h, w)
     padded = np.zeros((h + 2, w + 2), dtype=bool)

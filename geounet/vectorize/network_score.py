@@ -30,7 +30,8 @@ from geounet.vectorize.network import (
     clean_network,
     lines_graph,
     links_to_lines,
-    skeleton_links,
+    pixel_links,
+    skeleton,
     split_edge,
 )
 
@@ -41,9 +42,11 @@ APLS_BUFFER_M = 4.0  # SpaceNet 3: nodes snap within 4 m
 def buffer_counts(pred: np.ndarray, truth: np.ndarray, tolerance: float) -> dict[str, int]:
     """Centre-line pixels of two road masks and how many lie within ``tolerance``
     pixels of the other's centre lines (sums over regions pool the scores)."""
-    from skimage.morphology import skeletonize
+    return skeleton_counts(skeleton(pred), skeleton(truth), tolerance)
 
-    p, t = skeletonize(pred.astype(bool)), skeletonize(truth.astype(bool))
+
+def skeleton_counts(p: np.ndarray, t: np.ndarray, tolerance: float) -> dict[str, int]:
+    """:func:`buffer_counts` of the predicted and true skeletons ``p`` and ``t``."""
     near_p = ndimage.distance_transform_edt(~p) <= tolerance if p.any() else np.zeros_like(p)
     near_t = ndimage.distance_transform_edt(~t) <= tolerance if t.any() else np.zeros_like(t)
     return {
@@ -157,9 +160,9 @@ def apls(
     return {"apls": both, "apls_gt_to_prop": forward, "apls_prop_to_gt": backward}
 
 
-def mask_lines(mask: np.ndarray, params: NetworkParams) -> list:
-    """The cleaned road network of an in-memory mask as lines in pixel coordinates."""
-    return clean_network(links_to_lines(skeleton_links(mask)), params)
+def skeleton_lines(skel: np.ndarray, params: NetworkParams) -> list:
+    """The cleaned road network of an in-memory skeleton as lines in pixel coordinates."""
+    return clean_network(links_to_lines(pixel_links(skel)), params)
 
 
 def scaled_graph(lines: list, scale: float = 1.0) -> nx.MultiGraph:
@@ -180,7 +183,8 @@ def road_scores(
         settings: The model's ``lines`` record (``tolerance_m``, spur, gap, min length).
     """
     tolerance = settings.get("tolerance_m", 3.0) / pixel_m
-    counts = buffer_counts(pred, truth, tolerance)
+    pred_skel, true_skel = skeleton(pred), skeleton(truth)  # once, for both scores
+    counts = skeleton_counts(pred_skel, true_skel, tolerance)
 
     def params(clean: bool) -> NetworkParams:
         if not clean:  # the truth: its skeleton as it is, bar pixel fringes
@@ -191,7 +195,8 @@ def road_scores(
             min_length=settings.get("min_length_m", 10.0) / pixel_m,
         )
 
-    true_lines, pred_lines = mask_lines(truth, params(False)), mask_lines(pred, params(True))
+    true_lines = skeleton_lines(true_skel, params(False))
+    pred_lines = skeleton_lines(pred_skel, params(True))
     scores = apls(
         scaled_graph(true_lines, pixel_m),
         scaled_graph(pred_lines, pixel_m),
