@@ -33,7 +33,12 @@ from geounet.io.labels import rasterize_labels, read_labels
 from geounet.io.raster import raster_info
 from geounet.io.xbd import DAMAGE_CLASSES
 from geounet.models.bundle import ModelMeta, load_bundle
-from geounet.train.metrics import ConfusionMatrix, hausdorff_distance, xview2_scores
+from geounet.train.metrics import (
+    ConfusionMatrix,
+    foreground_scores,
+    hausdorff_distance,
+    xview2_scores,
+)
 
 if TYPE_CHECKING:  # configuration is read by geounet.api
     from geounet.config import Config
@@ -100,13 +105,12 @@ def evaluate(
             regions, attribute = _config_regions(config)
             if labels is not None:  # the config's strips, scored against other labels
                 regions = [dataclasses.replace(r, labels=Path(labels)) for r in regions]
-            label_attribute = label_attribute or attribute
+            truth = TruthSpec.of(meta, label_attribute or attribute)
         elif image is not None and labels is not None:
-            scene = _scene_input(image, meta, tmp)
-            regions = [_labelled_region(scene, Path(labels), TruthSpec.of(meta, label_attribute))]
+            truth = TruthSpec.of(meta, label_attribute)
+            regions = [_labelled_region(_scene_input(image, meta, tmp), Path(labels), truth)]
         else:
             raise DataError("evaluate needs IMAGE and --labels, or --config CONFIG")
-        truth = TruthSpec.of(meta, label_attribute)
         scored = _score_regions(net, meta, regions, truth, options, tmp, n_windows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,10 +128,9 @@ def evaluate(
     else:
         metrics["objects"] = _object_metrics(scored.objects, scored.pixels, meta, min_object_m2)
     if meta.boundary:  # fields: any object class against background, as Fields of the World
-        m = np.asarray(metrics["confusion_matrix"], dtype=np.float64)
-        tp, fn, fp = m[1:, 1:].sum(), m[1:, 0].sum(), m[0, 1:].sum()
+        pixel_iou = foreground_scores(metrics["confusion_matrix"])["iou"]
         for record in metrics["objects"].values():
-            record["pixel_iou"] = float(tp / (tp + fp + fn)) if tp + fp + fn else None
+            record["pixel_iou"] = pixel_iou
     metrics_path = out / "metrics.json"
     with atomic_output(metrics_path) as tmp_path:
         tmp_path.write_text(json.dumps(_finite(metrics), indent=2))
@@ -176,12 +179,14 @@ def is_damage_model(meta: ModelMeta) -> bool:
 
 def majority_map(instances: np.ndarray, classes: np.ndarray, n: int) -> np.ndarray:
     """Each object of an instance map given its most frequent class of ``classes`` (but
-    background); pixels outside objects are background."""
+    background, as the vectorized objects take it); pixels outside objects are
+    background."""
+    from geounet.vectorize.pipeline import majority_classes
+
     ids = instances.astype(np.int64)
     values = np.where((classes >= 0) & (classes < n), classes, 0).astype(np.int64)
     counts = np.bincount((ids * n + values).ravel(), minlength=(ids.max() + 1) * n)
-    counts = counts.reshape(-1, n)[:, 1:]
-    majority = np.where(counts.sum(1) > 0, counts.argmax(1) + 1, 0)
+    majority, _ = majority_classes(counts.reshape(-1, n), ids.max() + 1)
     majority[0] = 0
     return majority[ids]
 
@@ -201,11 +206,7 @@ def _road_metrics(scored: _Scored, meta: ModelMeta, metrics: dict) -> dict[str, 
 
 def road_summary(confusion: list[list[int]], network: dict[str, Any]) -> dict[str, Any]:
     """Road IoU and F1 (any road class against background) beside the network scores."""
-    m = np.asarray(confusion, dtype=np.float64)
-    tp, fn, fp = m[1:, 1:].sum(), m[1:, 0].sum(), m[0, 1:].sum()
-    iou = float(tp / (tp + fp + fn)) if tp + fp + fn else None
-    f1 = float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else None
-    return {"iou": iou, "f1": f1, **network}
+    return {**foreground_scores(confusion), **network}
 
 
 def _scene_input(image: PathLike | list, meta: ModelMeta, tmp: Path) -> Path:

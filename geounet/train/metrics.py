@@ -361,6 +361,17 @@ def object_f1(
     }
 
 
+def foreground_scores(confusion: np.ndarray | Sequence[Sequence[int]]) -> dict[str, float | None]:
+    """IoU and F1 of any class but 0 against class 0 (background) of a confusion matrix
+    (rows truth, columns prediction): roads, buildings, fields whatever their class.
+    ``None`` when neither truth nor prediction has any."""
+    m = np.asarray(confusion, dtype=np.float64)
+    tp, fn, fp = m[1:, 1:].sum(), m[1:, 0].sum(), m[0, 1:].sum()
+    if tp + fp + fn == 0:
+        return {"iou": None, "f1": None}
+    return {"iou": float(tp / (tp + fp + fn)), "f1": float(2 * tp / (2 * tp + fp + fn))}
+
+
 def xview2_scores(confusion: np.ndarray | Sequence[Sequence[int]]) -> dict[str, Any]:
     """The xView2 challenge score of a damage confusion matrix.
 
@@ -384,8 +395,7 @@ def xview2_scores(confusion: np.ndarray | Sequence[Sequence[int]]) -> dict[str, 
     m = np.asarray(confusion, dtype=np.float64)
     if m.shape != (5, 5):
         raise ValueError(f"the xView2 score needs a 5x5 confusion matrix, got {m.shape}")
-    tp, fn, fp = m[1:, 1:].sum(), m[1:, 0].sum(), m[0, 1:].sum()
-    loc = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    loc = foreground_scores(m)["f1"] or 0.0
     buildings = m[1:]  # true building pixels: rows 1-4, every predicted column
     f1s: list[float | None] = []
     for c in range(1, 5):
