@@ -17,6 +17,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -89,6 +90,22 @@ def find_tiles(root: str | os.PathLike[str]) -> list[XbdTile]:
     return tiles
 
 
+class LabelFile(NamedTuple):
+    """An xBD label file read once: its path (for messages) and parsed JSON."""
+
+    path: Path
+    data: dict
+
+
+LabelSource = str | os.PathLike[str] | LabelFile
+
+
+def _label_file(source: LabelSource) -> LabelFile:
+    if isinstance(source, LabelFile):
+        return source
+    return LabelFile(Path(source), read_label_file(source))
+
+
 def read_label_file(path: str | os.PathLike[str]) -> dict:
     """An xBD label file as parsed JSON, with a clear error for anything else."""
     path = Path(path)
@@ -102,7 +119,7 @@ def read_label_file(path: str | os.PathLike[str]) -> dict:
     return data
 
 
-def georeference(*label_files: str | os.PathLike[str]) -> tuple[Affine, float]:
+def georeference(*label_files: LabelSource) -> tuple[Affine, float]:
     """The affine transform from pixel (column, row) to lon/lat fitted by least squares
     to the paired vertices of the buildings in ``label_files`` (pre and post share it).
 
@@ -113,8 +130,8 @@ def georeference(*label_files: str | os.PathLike[str]) -> tuple[Affine, float]:
         DataError: Fewer than three distinct vertex pairs (no buildings to fit).
     """
     pixels, lonlat = [], []
-    for path in label_files:
-        features = read_label_file(path)["features"]
+    for path, data in map(_label_file, label_files):
+        features = data["features"]
         for a, b in zip(features["xy"], features["lng_lat"], strict=False):
             xy = shapely.get_coordinates(_geometry(a, path))
             ll = shapely.get_coordinates(_geometry(b, path))
@@ -137,10 +154,11 @@ def georeference(*label_files: str | os.PathLike[str]) -> tuple[Affine, float]:
     return transform, residual
 
 
-def label_frame(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
+def label_frame(source: LabelSource) -> gpd.GeoDataFrame:
     """The buildings of a label file in EPSG:4326 with ``subtype`` (damage; ``building``
     in pre-disaster files) and ``uid``."""
-    features = read_label_file(path)["features"]["lng_lat"]
+    path, data = _label_file(source)
+    features = data["features"]["lng_lat"]
     rows = []
     for f in features:
         props = f.get("properties") or {}
@@ -168,9 +186,9 @@ def _geometry(feature: dict, path: str | os.PathLike[str]):
         ) from exc
 
 
-def capture_date(path: str | os.PathLike[str]) -> str | None:
+def capture_date(source: LabelSource) -> str | None:
     """The capture date (YYYY-MM-DD) in a label file's metadata, if any."""
-    stamp = read_label_file(path).get("metadata", {}).get("capture_date")
+    stamp = _label_file(source).data.get("metadata", {}).get("capture_date")
     return stamp[:10] if isinstance(stamp, str) and len(stamp) >= 10 else None
 
 
@@ -219,8 +237,9 @@ def xbd_scenes(
             )
             sources = (tile.pre, tile.post, tile.pre_labels, tile.post_labels)
             if not _fresh([out.pre, out.post, out.labels], sources):
+                pre, post = _label_file(tile.pre_labels), _label_file(tile.post_labels)
                 try:
-                    transform, residual = georeference(tile.pre_labels, tile.post_labels)
+                    transform, residual = georeference(pre, post)
                 except DataError:  # no buildings: nothing places the tile on the map
                     skipped.append(tile.key)
                     continue
@@ -231,10 +250,10 @@ def xbd_scenes(
                         tile.post_labels,
                         residual,
                     )
-                write_georeferenced(tile.pre, transform, out.pre, capture_date(tile.pre_labels))
-                write_georeferenced(tile.post, transform, out.post, capture_date(tile.post_labels))
+                write_georeferenced(tile.pre, transform, out.pre, capture_date(pre))
+                write_georeferenced(tile.post, transform, out.post, capture_date(post))
                 with atomic_output(out.labels) as tmp:
-                    label_frame(tile.post_labels).to_file(tmp, driver="GeoJSON")
+                    label_frame(post).to_file(tmp, driver="GeoJSON")
             scenes.append(out)
     if skipped:
         log.warning(
@@ -252,9 +271,10 @@ def png_pair_scene(pngs: list[Path], folder: Path) -> list[Path] | None:
     prediction on the xBD layout), or None when ``pngs`` are not such a pair."""
     if len(pngs) != 2 or not all(p.suffix.lower() == ".png" for p in pngs):
         return None
-    labels = [p.parent.parent / "labels" / f"{p.stem}.json" for p in pngs]
-    if not all(p.exists() for p in labels):
+    paths = [p.parent.parent / "labels" / f"{p.stem}.json" for p in pngs]
+    if not all(p.exists() for p in paths):
         return None
+    labels = [_label_file(p) for p in paths]
     try:
         transform, _ = georeference(*labels)
     except DataError as exc:
