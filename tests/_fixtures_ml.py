@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -20,6 +21,18 @@ import rasterio
 import shapely
 from pyproj import Transformer
 from rasterio.transform import from_origin
+
+# A tiny, quick and deterministic training run, as ``key=value`` overrides.
+TINY_TRAIN = [
+    "train.tile_size=48",
+    "train.batch_size=4",
+    "train.samples_per_epoch=16",
+    "train.max_epochs=2",
+    "train.max_minutes=null",
+    "train.device=cpu",
+    "train.precision=fp32",
+]
+TINY_UNET = "model.arguments={width: 8, depth: 2, batch_norm: true}"
 
 UTM = "EPSG:32633"
 ORIGIN = (500_000.0, 5_000_000.0)  # upper-left corner, UTM zone 33N (about 45 N)
@@ -129,8 +142,11 @@ def building_scene(
     return img, labels, truth
 
 
-def tiny_unet_bundle(path: Path) -> Path:
-    """Save an untrained 2-level U-Net (RGB in, building / background out) at ``path``."""
+def tiny_unet_bundle(path: Path, **changes: Any) -> Path:
+    """Save an untrained 2-level U-Net (RGB in, building / background out) at ``path``;
+    ``changes`` replace fields of its metadata (e.g. ``source="folders"``)."""
+    import dataclasses
+
     from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
 
     meta = ModelMeta(
@@ -145,6 +161,7 @@ def tiny_unet_bundle(path: Path) -> Path:
         std=[50.0] * 3,
         tile_size=64,
     )
+    meta = dataclasses.replace(meta, **changes)
     return save_bundle(build_segmenter(meta), meta, path)
 
 

@@ -21,18 +21,14 @@ from geounet.io.write import CLASS_MAP_TAG, CLASSES_TAG, INSTANCES_TAG
 from geounet.models.bundle import read_meta
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _fixtures_ml import TINY_TRAIN
 from _fixtures_xbd import TRANSFORM, xbd_folder
 
 CLASSES = ["background", "no-damage", "minor-damage", "major-damage", "destroyed"]
 TINY = [
     "model.arguments={encoder: resnet18, decoder_channels: [32, 16, 8, 8, 8]}",
-    "train.tile_size=48",
-    "train.batch_size=4",
-    "train.samples_per_epoch=8",
-    "train.max_epochs=2",
-    "train.max_minutes=null",
-    "train.device=cpu",
-    "train.precision=fp32",
+    *TINY_TRAIN,
+    "train.samples_per_epoch=8",  # a siamese ResNet-18: fewer windows
 ]
 
 

@@ -29,18 +29,10 @@ from _fixtures_landcover import (
     pixel_box,
     write_vector,
 )
+from _fixtures_ml import TINY_TRAIN, TINY_UNET
 
 CLASSES = ["water", "developed", "forest", "cropland"]
-TINY = [
-    "model.arguments={width: 8, depth: 2, batch_norm: true}",
-    "train.tile_size=48",
-    "train.batch_size=4",
-    "train.samples_per_epoch=16",
-    "train.max_epochs=2",
-    "train.max_minutes=null",
-    "train.device=cpu",
-    "train.precision=fp32",
-]
+TINY = [TINY_UNET, *TINY_TRAIN]
 
 
 def _set(key: str, value) -> str:

@@ -22,19 +22,10 @@ from geounet.io.write import LINES_TAG
 from geounet.models.bundle import read_meta
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _fixtures_ml import TINY_TRAIN, TINY_UNET, tiny_unet_bundle
 from _fixtures_roads import road_scene
 
-TINY = [
-    "model.arguments={width: 8, depth: 2, batch_norm: true}",
-    "train.tile_size=48",
-    "train.batch_size=4",
-    "train.samples_per_epoch=16",
-    "train.max_epochs=2",
-    "train.max_minutes=null",
-    "train.device=cpu",
-    "train.precision=fp32",
-    "train.loss={bce: 1, dice: 1, cldice: 0.5}",
-]
+TINY = [TINY_UNET, *TINY_TRAIN, "train.loss={bce: 1, dice: 1, cldice: 0.5}"]
 
 
 def test_centre_lines_in_degrees_are_buffered_in_metres(tmp_path: Path) -> None:
@@ -178,22 +169,7 @@ def test_lines_config_is_checked() -> None:
 
 
 def test_predict_vector_refuses_chip_models_before_predicting(tmp_path: Path) -> None:
-    from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
-
-    meta = ModelMeta(
-        architecture="unet",
-        arguments={"width": 4, "depth": 2},
-        in_channels=3,
-        out_channels=1,
-        classes=["background", "road"],
-        colors=[[0, 0, 0], [255, 170, 0]],
-        bands=["r", "g", "b"],
-        mean=[0.0] * 3,
-        std=[1.0] * 3,
-        tile_size=64,
-        source="folders",
-    )
-    model = save_bundle(build_segmenter(meta), meta, tmp_path / "chips.safetensors")
+    model = tiny_unet_bundle(tmp_path / "chips.safetensors", source="folders")
     chip = tmp_path / "chip.png"
     chip.write_bytes(b"")
     result = CliRunner().invoke(
