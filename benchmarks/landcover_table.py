@@ -8,10 +8,11 @@ the validation area; for crops also the field object F1 and field pixel IoU.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
+
+from _runs import cell, epochs  # benchmarks/ is on sys.path when run as a script
 
 RUNS = {
     "landcover": "NC Landsat-7, dense strata raster",
@@ -26,22 +27,9 @@ RUNS = {
 }
 
 
-def _epochs(run: Path) -> str:
-    path = run / "metrics.csv"
-    if not path.exists():
-        return "-"
-    with path.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("val_iou")]
-    return str(len(rows))
-
-
 def _scores(metrics: dict) -> tuple[dict, list[str]]:
     scores = metrics.get("pooled", metrics)  # chips pool every case's pixels
     return scores, metrics.get("present_classes") or []
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
 
 
 def main(root: Path) -> None:
@@ -57,11 +45,11 @@ def main(root: Path) -> None:
             metrics = json.loads(path.read_text())
             scores, present = _scores(metrics)
             classes = present
-            print(f"\n### {title} (`{name}`, {_epochs(run)} epochs; scored on the {truth})\n")
+            print(f"\n### {title} (`{name}`, {epochs(run)} epochs; scored on the {truth})\n")
             print("| " + " | ".join(["accuracy", "mean IoU", *classes]) + " |")
             print("|" + "---:|" * (len(classes) + 2))
-            cells = [_fmt(scores["pixel_accuracy"]), _fmt(scores["macro_iou"])]
-            cells += [_fmt(scores[c]["iou"]) for c in classes]
+            cells = [cell(scores["pixel_accuracy"]), cell(scores["macro_iou"])]
+            cells += [cell(scores[c]["iou"]) for c in classes]
             print("| " + " | ".join(cells) + " |")
             for obj, o in (metrics.get("objects") or {}).items():
                 if name == "crops" or len(present) == 2:

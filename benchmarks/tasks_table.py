@@ -10,10 +10,11 @@ its parts, per pixel and per building polygon, siamese against stacked channels.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
+
+from _runs import cell, epochs  # benchmarks/ is on sys.path when run as a script
 
 ROADS = {
     "roads": "SpaceNet Vegas, BCE + Dice + 0.5 clDice (preset)",
@@ -25,18 +26,6 @@ DAMAGE = {
     "damage": "siamese U-Net, shared ResNet-18 encoder (preset)",
     "damage_stacked": "U-Net over ResNet-18, pre + post stacked as 6 channels",
 }
-
-
-def _epochs(run: Path) -> str:
-    path = run / "metrics.csv"
-    if not path.exists():
-        return "-"
-    with path.open(newline="") as f:
-        return str(sum(1 for r in csv.DictReader(f) if r.get("val_iou")))
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
 
 
 def _metrics(run: Path) -> dict | None:
@@ -53,7 +42,7 @@ def roads(root: Path) -> None:
             continue
         r = m["roads"]
         cells = [r[k] for k in ("iou", "f1", "completeness", "correctness", "quality", "apls")]
-        print(f"| {title} | {_epochs(root / name)} | " + " | ".join(map(_fmt, cells)) + " |")
+        print(f"| {title} | {epochs(root / name)} | " + " | ".join(map(cell, cells)) + " |")
 
 
 def damage(root: Path) -> None:
@@ -73,8 +62,8 @@ def damage(root: Path) -> None:
             cells = [x["score"], x["localization_f1"], x["damage_f1"], *x["damage_f1_per_class"]]
             cells.append(x.get("score_present_grades"))
             print(
-                f"| {title} | {_epochs(root / name)} | {what} | "
-                + " | ".join(map(_fmt, cells))
+                f"| {title} | {epochs(root / name)} | {what} | "
+                + " | ".join(map(cell, cells))
                 + " |"
             )
 
