@@ -123,6 +123,11 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # data-parallel training (one process per device): devices per node and nodes;
+    # "auto" takes them from the launcher (torchrun, srun), see docs/distributed.md
+    devices: int | str = 1
+    num_nodes: int | str = 1
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
 
 
 @dataclass
@@ -367,6 +372,17 @@ def _check_values(config: Config) -> None:
         (train.max_epochs >= 1, "train.max_epochs", "must be at least 1"),
         (train.learning_rate > 0, "train.learning_rate", "must be > 0"),
         (train.num_workers >= 0, "train.num_workers", "must be >= 0"),
+        (
+            train.devices == "auto" or (isinstance(train.devices, int) and train.devices >= 1),
+            "train.devices",
+            "must be a number of devices per node (1 or more) or 'auto'",
+        ),
+        (
+            train.num_nodes == "auto"
+            or (isinstance(train.num_nodes, int) and train.num_nodes >= 1),
+            "train.num_nodes",
+            "must be a number of nodes (1 or more) or 'auto'",
+        ),
         (train.accumulate >= 1, "train.accumulate", "must be at least 1"),
         (train.oversample_factor >= 1, "train.oversample_factor", "must be >= 1"),
         (train.ema is None or 0 <= train.ema < 1, "train.ema", "must be in [0, 1) or null"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 
@@ -64,4 +65,36 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu" and cpu_has_fast_bf16():
         return torch.bfloat16
+    return None
+
+
+def global_rank() -> int:
+    """This process's rank in a data-parallel job (0 when run alone).
+
+    Read from the launcher's environment (torchrun's ``RANK``, Lightning's
+    ``LOCAL_RANK`` and ``NODE_RANK``, SLURM's ``SLURM_PROCID``), so that it is known
+    before the process group exists.
+    """
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"])
+    if "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
+        return int(env["SLURM_PROCID"])
+    if "LOCAL_RANK" in env:  # Lightning's own launcher (one node, or NODE_RANK given)
+        per_node = int(env.get("LOCAL_WORLD_SIZE", env.get("WORLD_SIZE", "1")))
+        return int(env.get("NODE_RANK", "0")) * per_node + int(env["LOCAL_RANK"])
+    return 0
+
+
+def launcher_layout() -> tuple[int, int] | None:
+    """(processes per node, nodes) when launched by torchrun or SLURM ``srun`` with
+    several processes; None otherwise."""
+    env = os.environ
+    if "LOCAL_WORLD_SIZE" in env and "WORLD_SIZE" in env and "GROUP_RANK" in env:  # torchrun
+        per_node, world = int(env["LOCAL_WORLD_SIZE"]), int(env["WORLD_SIZE"])
+        return per_node, max(1, world // per_node)
+    tasks = int(env.get("SLURM_NTASKS", "1"))
+    if tasks > 1 and "SLURM_PROCID" in env:
+        nodes = int(env.get("SLURM_NNODES", env.get("SLURM_JOB_NUM_NODES", "1")))
+        return max(1, tasks // nodes), nodes
     return None

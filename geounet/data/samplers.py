@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 
@@ -171,3 +172,63 @@ def _offsets(free: int, stride: int) -> list[int]:
     if offsets[-1] != free:
         offsets.append(free)
     return offsets
+
+
+class RankShard(Sampler):
+    """One process's share of a sampler's draws, for data-parallel training.
+
+    Every process draws the same sequence (same seed and epoch) and keeps items
+    ``rank, rank + world, ...``: the processes see disjoint windows, and together exactly
+    the windows one process would draw, so that a step of ``world`` processes with
+    ``batch / world`` windows each is the single-process step on ``batch`` windows.
+
+    The rank and world size are read when iterating (from ``torch.distributed`` once the
+    trainer has set up the process group); without one, the sampler is passed through.
+
+    Args:
+        sampler: The sampler to shard (``set_epoch`` is passed on).
+        even: Give every process the same number of items, dropping the last
+            ``len % world`` (training: processes must take the same number of steps).
+            Otherwise, as for validation, every item is used exactly once.
+    """
+
+    def __init__(self, sampler: Sampler, *, even: bool) -> None:
+        self.sampler, self.even = sampler, even
+
+    @staticmethod
+    def place() -> tuple[int, int]:
+        """(rank, world size) of this process; (0, 1) outside a process group."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def set_epoch(self, epoch: int) -> None:
+        """Pass the epoch on to the wrapped sampler (its draws depend on it)."""
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator:
+        rank, world = self.place()
+        if world == 1:
+            return iter(self.sampler)
+        stop = len(self.sampler) // world * world if self.even else None
+        if self.even and len(self.sampler) < world:
+            raise DataError(
+                f"train.samples_per_epoch {len(self.sampler)} is below the {world} "
+                "processes: every process needs windows; raise it"
+            )
+        if not self.even and len(self.sampler) < world:
+            raise DataError(
+                f"{len(self.sampler)} validation windows for {world} processes: every "
+                "process needs one; raise data.val_fraction or lower train.tile_size"
+            )
+        return itertools.islice(iter(self.sampler), rank, stop, world)
+
+    def __len__(self) -> int:
+        rank, world = self.place()
+        n = len(self.sampler)
+        if self.even:
+            return n // world
+        return len(range(rank, n, world))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, SequentialSampler
 
 from geounet.data.cases import (
     IGNORE,
@@ -27,6 +27,7 @@ from geounet.data.cases import (
     split_cases,
     strip_split,
 )
+from geounet.data.samplers import RankShard
 from geounet.data.sources import (
     SOURCES,
     CaseRef,
@@ -242,8 +243,12 @@ def case_loaders(config: Any, prepared: PreparedCases) -> tuple[DataLoader, Data
     }
     log.info("%d validation windows of %s px", len(tiles), "x".join(map(str, prepared.val_patch)))
     return (
-        DataLoader(crops, sampler=CropSampler(tcfg.samples_per_epoch, tcfg.seed), **args),
-        DataLoader(tiles, shuffle=False, **args),
+        DataLoader(
+            crops,
+            sampler=RankShard(CropSampler(tcfg.samples_per_epoch, tcfg.seed), even=True),
+            **args,
+        ),
+        DataLoader(tiles, sampler=RankShard(SequentialSampler(tiles), even=False), **args),
     )
 
 

@@ -20,7 +20,7 @@ from torchgeo.datasets.utils import stack_samples
 
 from geounet.data.augment import build_augmentation
 from geounet.data.datasets import labelled_scenes
-from geounet.data.samplers import oversampling_sampler
+from geounet.data.samplers import RankShard, oversampling_sampler
 from geounet.data.splits import (
     SpatialSplit,
     fitting_tile,
@@ -37,7 +37,7 @@ from geounet.io.raster import raster_info, resample_to
 from geounet.io.stack import acquisition_date, stack_rasters, uniform_scene
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
-from geounet.runtime import autocast_dtype, select_device
+from geounet.runtime import autocast_dtype, global_rank, launcher_layout, select_device
 from geounet.train.losses import build_loss, build_object_loss
 from geounet.train.task import BestModelSaver, SegmentationTask
 
@@ -62,6 +62,7 @@ class TrainResult:
     best_epoch: int
     epochs: int
     seconds: float
+    global_rank: int = 0  # data-parallel runs: only rank 0 wrote the files and reports
 
 
 @dataclass
@@ -315,13 +316,17 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
     start = time.perf_counter()
     _quiet_lightning()
     tcfg = config.train
+    rank = global_rank()
+    if rank > 0:  # the other processes of a data-parallel run: rank 0 reports
+        logging.getLogger("geounet").setLevel(logging.WARNING)
     L.seed_everything(tcfg.seed, verbose=False)
     run_dir = Path(config.run_dir)
     checkpoint = run_dir / "last.ckpt"
     if resume and not checkpoint.exists():
         raise InputFileNotFoundError(f"{checkpoint}: nothing to resume (no last.ckpt in the run)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_yaml(dataclasses.asdict(config), run_dir / "config.yaml")
+    if rank == 0:
+        write_yaml(dataclasses.asdict(config), run_dir / "config.yaml")
 
     previous_rows = _read_rows(run_dir / "metrics.csv") if resume else []
     ignore_index = IGNORE  # unlabelled pixels: nodata, ignored values, padding, sparse gaps
@@ -361,6 +366,8 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
 
     def saver_for(path: Path):
         def save(pl_module: SegmentationTask, metrics: dict[str, float]) -> None:
+            if not pl_module.trainer.is_global_zero:
+                return
             meta.metrics = {k: round(v, 6) for k, v in metrics.items()}
             save_bundle(pl_module.inference_model, meta, path)
 
@@ -370,6 +377,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         saver_for(model_path), monitor="val_iou", save_last=saver_for(run_dir / LAST_FILE)
     )
     trainer = make_trainer(config, run_dir, [saver], progress)
+    _log_batch(tcfg, trainer.world_size)
     with warnings.catch_warnings():
         for message in (
             ".*does not have many workers.*",
@@ -377,6 +385,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
             ".*exists and is not empty.*",
             ".*LeafSpec.*",
             ".*checkpoint.*",
+            ".*sync_dist=True.*",  # val_iou is reduced across processes by the task
         ):
             warnings.filterwarnings("ignore", message=message)
         trainer.fit(
@@ -388,7 +397,8 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         )
         if saver.best is None:  # stopped by the time limit before any validation
             trainer.validate(task, val_loader, verbose=False)
-    _merge_epoch_rows(run_dir / "metrics.csv", previous_rows)
+    if trainer.is_global_zero:
+        _merge_epoch_rows(run_dir / "metrics.csv", previous_rows)
     return TrainResult(
         run_dir=run_dir,
         model_path=model_path,
@@ -397,6 +407,25 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         best_epoch=int(saver.best_epoch or 0),
         epochs=trainer.current_epoch,
         seconds=time.perf_counter() - start,
+        global_rank=trainer.global_rank,
+    )
+
+
+def _log_batch(tcfg, world: int) -> None:
+    """Report the batch one optimisation step sees and its learning rate."""
+    total = tcfg.batch_size * world * tcfg.accumulate
+    if world == 1 and tcfg.accumulate == 1:
+        return
+    parts = [f"{tcfg.batch_size} per process"]
+    if world > 1:
+        parts.append(f"{world} processes")
+    if tcfg.accumulate > 1:
+        parts.append(f"{tcfg.accumulate} accumulated steps")
+    log.info(
+        "effective batch %d windows (%s); learning rate %.3g (not scaled with the batch)",
+        total,
+        " x ".join(parts),
+        tcfg.learning_rate,
     )
 
 
@@ -478,16 +507,21 @@ def _loaders(config: Config, prepared: Prepared) -> tuple[DataLoader, DataLoader
     else:
         sampler = random_sampler(dataset, split.train, **window)
     val_sampler = grid_sampler(dataset, split.val, size=prepared.val_tile)
-    return DataLoader(dataset, sampler=sampler, **args), DataLoader(
-        dataset, sampler=val_sampler, **args
+    return DataLoader(dataset, sampler=RankShard(sampler, even=True), **args), DataLoader(
+        dataset, sampler=RankShard(val_sampler, even=False), **args
     )
 
 
 def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool) -> L.Trainer:
-    """A Lightning trainer as the config asks: device, precision, time and epoch limits,
+    """A Lightning trainer as the config asks: device(s), precision, time and epoch limits,
     accumulation, early stopping on validation IoU, CSV (and TensorBoard) logs and a
-    ``last.ckpt`` for resumption, plus ``callbacks``."""
+    ``last.ckpt`` for resumption, plus ``callbacks``.
+
+    With several processes (``train.devices`` x ``train.num_nodes``) it trains with DDP;
+    the samplers shard their windows by rank themselves (:class:`RankShard`), so
+    Lightning's distributed sampler is off."""
     tcfg = config.train
+    layout = parallel_layout(tcfg.device, tcfg.devices, tcfg.num_nodes)
     device = select_device(tcfg.device)
     loggers = [L.pytorch.loggers.CSVLogger(run_dir, name="", version="")]
     if tcfg.tensorboard:
@@ -495,9 +529,20 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool)
     last = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=run_dir, filename="last", save_top_k=0, save_last=True, enable_version_counter=False
     )
+    per_node, nodes = layout
+    parallel = per_node * nodes > 1
+    one = [device.index or 0] if device.type == "cuda" else 1
+    devices = per_node if parallel else one
+    strategy = tcfg.strategy
+    if strategy == "auto" and parallel:
+        strategy = "ddp"
     return L.Trainer(
         accelerator="gpu" if device.type == "cuda" else device.type,
-        devices=[device.index or 0] if device.type == "cuda" else 1,
+        devices=devices,
+        num_nodes=nodes,
+        strategy=strategy,
+        sync_batchnorm=parallel and device.type == "cuda",  # CPU has no SyncBatchNorm
+        use_distributed_sampler=False,
         precision=_lightning_precision(device, tcfg.precision),
         max_epochs=tcfg.max_epochs,
         max_time=timedelta(minutes=tcfg.max_minutes) if tcfg.max_minutes else None,
@@ -515,6 +560,38 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool)
         num_sanity_val_steps=0,
         default_root_dir=run_dir,
     )
+
+
+def parallel_layout(device: str, devices: int | str, num_nodes: int | str) -> tuple[int, int]:
+    """(processes per node, nodes) of a training run, ``auto`` resolved from the
+    launcher (torchrun, srun), else from the GPUs present (one process on a CPU).
+
+    Raises:
+        ConfigError: The launcher started another number of processes than the config
+            asks, or ``train.device`` names one GPU while several are asked for.
+    """
+    launched = launcher_layout()
+    if devices == "auto":
+        if launched is not None:
+            devices = launched[0]
+        elif select_device(device).type == "cuda" and ":" not in device:
+            devices = torch.cuda.device_count()
+        else:
+            devices = 1
+    if num_nodes == "auto":
+        num_nodes = launched[1] if launched is not None else 1
+    if launched is not None and launched != (devices, num_nodes):
+        raise ConfigError(
+            f"config key 'train.devices': the launcher started {launched[0]} process(es) per "
+            f"node on {launched[1]} node(s), but train.devices is {devices} and "
+            f"train.num_nodes {num_nodes}; set both to auto (or to those numbers)"
+        )
+    if devices * num_nodes > 1 and ":" in device:
+        raise ConfigError(
+            f"config key 'train.device': {device!r} names one device, but train.devices asks "
+            f"for {devices} per node; use device: cuda (or auto) for several GPUs"
+        )
+    return int(devices), int(num_nodes)
 
 
 def _stack_scenes(entries: list, folder: Path, kind: str = "dates") -> tuple[list[str], int]:

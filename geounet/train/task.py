@@ -98,8 +98,8 @@ class SegmentationTask(L.LightningModule):
         At the first batch rather than at epoch start, so that whatever the data loader
         draws from the global RNG while prefetching cannot shift the augmentations.
         """
-        if batch_idx == 0:
-            torch.manual_seed(self.seed + self.current_epoch)
+        if batch_idx == 0:  # each process of a data-parallel run draws its own
+            torch.manual_seed(self.seed + self.current_epoch + 1_000_003 * self.global_rank)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """One optimisation step on a batch of ``image`` / ``mask``."""
@@ -107,7 +107,7 @@ class SegmentationTask(L.LightningModule):
         if self.augment is not None:
             image, mask = self.augment(image, mask)
         loss = self.loss(self(image), mask)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -118,7 +118,7 @@ class SegmentationTask(L.LightningModule):
         """Accumulate the loss and the confusion matrix."""
         logits = self.inference_model(batch["image"])
         mask = batch["mask"]
-        self.log("val_loss", self.loss(logits, mask), on_epoch=True)
+        self.log("val_loss", self.loss(logits, mask), on_epoch=True, sync_dist=True)
         if self.objects:  # score the footprint channel against the footprint bit
             logits = logits[:, :1]
             keep = mask == self.ignore_index if self.ignore_index is not None else None
@@ -126,7 +126,11 @@ class SegmentationTask(L.LightningModule):
         self.confusion.update(predicted_classes(logits), mask, ignore_index=self.ignore_index)
 
     def on_validation_epoch_end(self) -> None:
-        """Log IoU (foreground for binary tasks, mean otherwise) and pixel accuracy."""
+        """Log IoU (foreground for binary tasks, mean otherwise) and pixel accuracy, of
+        the confusion matrix summed over all processes of a data-parallel run."""
+        if self.trainer.world_size > 1:
+            matrix = self.confusion.matrix.to(self.device)
+            self.confusion.matrix = self.trainer.strategy.reduce(matrix, reduce_op="sum").cpu()
         self.log("val_iou", self.confusion.summary_iou(), prog_bar=True)
         self.log("val_accuracy", self.confusion.accuracy())
         if self.trainer.optimizers:
