@@ -32,7 +32,13 @@ from geounet.infer.sliding import blend_weights
 from geounet.io.raster import RasterInfo, open_raster, raster_info
 from geounet.io.stack import acquisition_date, stack_rasters, uniform_scene
 from geounet.io.windows import window_starts
-from geounet.io.write import CLASS_FIELD_TAG, LINES_TAG, ClassMapWriter, InstanceMapWriter
+from geounet.io.write import (
+    CLASS_FIELD_TAG,
+    JOB_TAG,
+    LINES_TAG,
+    ClassMapWriter,
+    InstanceMapWriter,
+)
 from geounet.models.bundle import ModelMeta
 from geounet.models.segmenter import Segmenter
 from geounet.runtime import autocast_dtype, select_device
@@ -54,6 +60,7 @@ class PredictOptions:
     tta: bool = False
     probabilities: str | os.PathLike[str] | None = None
     instances: str | os.PathLike[str] | None = None  # object models: the instance map
+    job: str | None = None  # distributed runs: signature recorded in the finished class map
 
 
 @dataclass(frozen=True)
@@ -107,31 +114,14 @@ def predict_scene(
             return predict_scene(model, meta, uniform, out, options, progress)
     start = time.perf_counter()
     options = options or PredictOptions()
-    info = raster_info(scene)
-    indexes = _check_bands(info, meta)
-    scale = _scale(info, meta)
-    if not options.resample and scale != 1.0:
-        warnings.warn(
-            f"{info.path}: {info.ground_resolution:.3g} m pixels, but the model was trained at "
-            f"{meta.ground_resolution_m:.3g} m; predicting without resampling may degrade results",
-            stacklevel=2,
-        )
-        scale = 1.0
-    if scale != 1.0:
-        log.info("resampling %s by 1/%.3g to the model's resolution", info.path.name, scale)
+    plan = plan_scene(meta, scene, options)
+    info, indexes, scale, nodata = plan.info, plan.indexes, plan.scale, plan.nodata
     device = select_device(options.device)
     predict = make_predictor(model.to(device).eval().use_channels_last(), meta, device, options)
-    tile = options.tile or max(meta.tile_size, 512)
-    overlap = options.overlap if options.overlap is not None else tile // 8
-    nodata = 255 if len(meta.classes) < 255 else 65535
+    tile, overlap = plan.tile, plan.overlap
     counts = np.zeros(len(meta.classes), dtype=np.int64)
-    if options.instances is not None and meta.objects is None:
-        raise DataError(
-            f"{options.instances}: this model predicts classes, not separate objects; "
-            "train with objects.enabled: true to write an instance map"
-        )
     with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(_SceneReader(scene, info, indexes, scale, meta.mean))
+        reader = stack.enter_context(SceneReader(scene, info, indexes, scale, meta.mean))
         writer = stack.enter_context(
             ClassMapWriter(
                 out,
@@ -156,7 +146,7 @@ def predict_scene(
             )
             params = InstanceParams.from_meta(meta.objects, info.ground_resolution**2)
             instances = InstanceStream(info.width, params, inst_writer.write_rows)
-        rows = _RowWriter(
+        rows = RowWriter(
             writer,
             reader,
             mode=_mode(meta),
@@ -169,6 +159,11 @@ def predict_scene(
         _stream(reader, predict, rows, tile, overlap, options, progress)
         if instances is not None:
             instances.close()
+        if options.job is not None:  # distributed runs: this output is finished
+            record = {"job": options.job, "class_pixels": counts.tolist()}
+            if instances is not None:
+                record["objects"] = instances.count
+            writer.update_tags(**{JOB_TAG: json.dumps(record)})
     return PredictResult(
         path=Path(out),
         class_pixels={name: int(n) for name, n in zip(meta.classes, counts, strict=True)},
@@ -177,6 +172,55 @@ def predict_scene(
         instances=Path(options.instances) if instances is not None else None,
         objects=instances.count if instances is not None else None,
     )
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    """How a scene is read for a model: bands, resampling, windows, class-map nodata."""
+
+    info: RasterInfo
+    indexes: list[int]
+    scale: float  # the scene shrinks by this factor to the model's resolution
+    tile: int
+    overlap: int
+    nodata: int
+
+    @property
+    def model_height(self) -> int:
+        """Rows of the scene at the model's resolution."""
+        return max(1, round(self.info.height / self.scale))
+
+
+def plan_scene(
+    meta: ModelMeta, scene: str | os.PathLike[str], options: PredictOptions
+) -> ScenePlan:
+    """Check a (single-file) scene against the model and plan its prediction.
+
+    Raises:
+        DataError: The scene's bands do not fit the model, or an instance map is asked
+            of a model that does not predict objects.
+    """
+    info = raster_info(scene)
+    indexes = _check_bands(info, meta)
+    scale = _scale(info, meta)
+    if not options.resample and scale != 1.0:
+        warnings.warn(
+            f"{info.path}: {info.ground_resolution:.3g} m pixels, but the model was trained at "
+            f"{meta.ground_resolution_m:.3g} m; predicting without resampling may degrade results",
+            stacklevel=3,
+        )
+        scale = 1.0
+    if scale != 1.0:
+        log.info("resampling %s by 1/%.3g to the model's resolution", info.path.name, scale)
+    if options.instances is not None and meta.objects is None:
+        raise DataError(
+            f"{options.instances}: this model predicts classes, not separate objects; "
+            "train with objects.enabled: true to write an instance map"
+        )
+    tile = options.tile or max(meta.tile_size, 512)
+    overlap = options.overlap if options.overlap is not None else tile // 8
+    nodata = 255 if len(meta.classes) < 255 else 65535
+    return ScenePlan(info, indexes, scale, tile, overlap, nodata)
 
 
 def make_predictor(
@@ -215,28 +259,37 @@ def make_predictor(
 
 
 def _stream(
-    reader: _SceneReader,
+    reader: SceneReader,
     predict: Callable[[torch.Tensor], torch.Tensor],
-    rows: _RowWriter,
+    rows: RowWriter,
     tile: int,
     overlap: int,
     options: PredictOptions,
     progress: Callable[[int, int], None] | None,
+    model_rows: tuple[int, int] | None = None,
 ) -> None:
-    """Blend windows row of windows by row of windows; hand finished rows to ``rows``."""
+    """Blend windows row of windows by row of windows; hand finished rows to ``rows``.
+
+    With ``model_rows`` only the windows touching those (model-resolution) rows run, and
+    only those rows are handed on: the same windows, sums and rows as the whole scene's
+    stream gives them, so that bands predicted apart assemble into the identical map.
+    """
     height, width = reader.shape
     th, tw = min(tile, height), min(tile, width)
     row_starts = window_starts(height, th, min(overlap, th - 1))
     col_starts = window_starts(width, tw, min(overlap, tw - 1))
+    m0, m1 = model_rows or (0, height)
+    todo = [i for i, r0 in enumerate(row_starts) if r0 < m1 and r0 + th > m0]
     weight = blend_weights((th, tw), options.blend)
-    total, done = len(row_starts) * len(col_starts), 0
+    total, done = len(todo) * len(col_starts), 0
     acc = BlendAccumulator((th, width))
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(reader.read, row_starts[0], th)
-        for i, r0 in enumerate(row_starts):
+        pending = pool.submit(reader.read, row_starts[todo[0]], th)
+        for k, i in enumerate(todo):
+            r0 = row_starts[i]
             band = pending.result()
-            if i + 1 < len(row_starts):
-                pending = pool.submit(reader.read, row_starts[i + 1], th)
+            if k + 1 < len(todo):
+                pending = pool.submit(reader.read, row_starts[todo[k + 1]], th)
             for b in range(0, len(col_starts), options.batch_size):
                 cols = col_starts[b : b + options.batch_size]
                 probs = predict(torch.stack([band.window(c, tw) for c in cols]))
@@ -247,7 +300,10 @@ def _stream(
                     progress(done, total)
             # rows above the next window row are final: no later window touches them
             n = (row_starts[i + 1] if i + 1 < len(row_starts) else height) - r0
-            rows.put(r0, acc.pop_rows(n).numpy())
+            finished = acc.pop_rows(n).numpy()
+            lo, hi = max(r0, m0), min(r0 + n, m1)
+            if hi > lo:
+                rows.put(lo, finished[:, lo - r0 : hi - r0])
         rows.close()
 
 
@@ -321,7 +377,7 @@ def _day_gap(a: int, b: int) -> int:
     return min(gap, 365 - gap)
 
 
-class _SceneReader:
+class SceneReader:
     """Rows of the scene at the model's resolution, masked values filled with the means."""
 
     def __init__(
@@ -332,7 +388,7 @@ class _SceneReader:
         self.shape = (max(1, round(info.height / scale)), max(1, round(info.width / scale)))
         self.scale = scale
 
-    def __enter__(self) -> _SceneReader:
+    def __enter__(self) -> SceneReader:
         self.src = open_raster(self.path)
         self.source = self.src
         if self.shape != self.info.shape:
@@ -388,7 +444,7 @@ class _Band:
         return torch.from_numpy(values)
 
 
-class _RowWriter:
+class RowWriter:
     """Turns finished model-resolution probability rows into class rows on the scene grid.
 
     Runs the upsampling (when the model works at another resolution), thresholding and
@@ -398,7 +454,7 @@ class _RowWriter:
     def __init__(
         self,
         writer: ClassMapWriter,
-        reader: _SceneReader,
+        reader: SceneReader,
         *,
         mode: str,
         nodata: int,
@@ -406,6 +462,7 @@ class _RowWriter:
         threshold: float = 0.5,
         instances: InstanceStream | None = None,
         border_px: int = 1,
+        rows: tuple[int, int] | None = None,
     ) -> None:
         self.writer, self.reader = writer, reader
         self.mode, self.nodata, self.counts = mode, nodata, counts
@@ -414,8 +471,9 @@ class _RowWriter:
         self.height, self.width = reader.info.shape
         self.model_height = reader.shape[0]
         self.buffer: np.ndarray | None = None  # model rows [self.top, self.top + len)
-        self.top = 0
-        self.next_row = 0  # next full-resolution row to write
+        self.next_row, self.stop = rows or (0, self.height)  # full-resolution rows to write
+        self.top = model_rows(self.next_row, self.stop, self.model_height, self.height)[0]
+        self.chunks: list[int] = []  # rows of each emitted chunk
         self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -449,14 +507,8 @@ class _RowWriter:
             return
         self.buffer = probs if self.buffer is None else np.concatenate([self.buffer, probs], 1)
         available = self.top + self.buffer.shape[1]
-        final = available == self.model_height
         ratio = self.model_height / self.height
-        end = self.next_row
-        while end < self.height:
-            c = max((end + 0.5) * ratio - 0.5, 0.0)
-            if not final and int(c) + 1 >= available:
-                break
-            end += 1
+        end = _emit_end(self.next_row, self.stop, available, self.model_height, self.height)
         if end == self.next_row:
             return
         ys = np.arange(self.next_row, end)
@@ -477,6 +529,7 @@ class _RowWriter:
     def _emit(self, row: int, probs: np.ndarray) -> None:
         """Classes (and probabilities) for full-resolution rows starting at ``row``."""
         n = probs.shape[1]
+        self.chunks.append(n)
         dtype = np.uint8 if self.nodata == 255 else np.uint16
         valid = self.reader.valid(row, n)
         if self.mode == "boundary":
@@ -512,6 +565,31 @@ class _RowWriter:
             spread = ndimage.uniform_filter(crops, size=(1, size, size), mode="nearest")
             classes[edge] = spread.argmax(0)[edge]
         return classes
+
+
+def _emit_end(row: int, stop: int, available: int, model_height: int, height: int) -> int:
+    """The full-resolution row up to which rows from ``row`` can be written once model rows
+    ``[.., available)`` are final (each needs the two model rows it interpolates)."""
+    final = available == model_height
+    ratio = model_height / height
+    end = row
+    while end < stop:
+        c = max((end + 0.5) * ratio - 0.5, 0.0)
+        if not final and int(c) + 1 >= available:
+            break
+        end += 1
+    return end
+
+
+def model_rows(start: int, stop: int, model_height: int, height: int) -> tuple[int, int]:
+    """The model-resolution rows that full-resolution rows ``[start, stop)`` are
+    interpolated from."""
+    if model_height == height:
+        return start, stop
+    ratio = model_height / height
+    first = int(max((start + 0.5) * ratio - 0.5, 0.0))
+    last = min(int(max((stop - 0.5) * ratio - 0.5, 0.0)) + 1, model_height - 1)
+    return min(first, model_height - 1), last + 1
 
 
 def _check_bands(info: RasterInfo, meta: ModelMeta) -> list[int]:

@@ -23,6 +23,7 @@ INSTANCES_TAG = "GEOUNET_INSTANCES"  # instance rasters: the name of the objects
 CLASS_MAP_TAG = "GEOUNET_CLASS_MAP"  # instance rasters: the class map of the same run
 CLASS_FIELD_TAG = "GEOUNET_CLASS_FIELD"  # class maps: vector column for the class name
 LINES_TAG = "GEOUNET_LINES"  # class maps of road models: JSON of the network settings
+JOB_TAG = "GEOUNET_JOB"  # distributed runs: JSON of the job signature and class pixel counts
 
 
 def class_dtype(n_classes: int) -> str:
@@ -136,8 +137,13 @@ class ClassMapWriter:
     def _profile(self, count: int, dtype: str, nodata: float | None) -> dict:
         return _staging_profile(self.grid, count, dtype, nodata)
 
+    def update_tags(self, **tags: str) -> None:
+        """Add dataset tags to the class map (before the writer closes)."""
+        self._dst.update_tags(**tags)
+
     def write_rows(self, row: int, classes: np.ndarray, probs: np.ndarray | None = None) -> None:
-        """Write class ids (n, width) and optionally probabilities (K, n, width) in [0, 1]."""
+        """Write class ids (n, width) and optionally probabilities (K, n, width): floats
+        in [0, 1], or uint8 already scaled to 0-255."""
         ids = classes[classes != self.nodata]
         if ids.size and (ids.min() < 0 or ids.max() >= len(self.class_names)):
             raise ValueError(
@@ -147,7 +153,7 @@ class ClassMapWriter:
         window = Window(0, row, classes.shape[1], classes.shape[0])
         self._dst.write(classes.astype(self.dtype, copy=False), 1, window=window)
         if self._prob is not None and probs is not None:
-            scaled = np.clip(np.rint(probs * 255), 0, 255).astype(np.uint8)
+            scaled = probs if probs.dtype == np.uint8 else quantize(probs)
             self._prob.write(scaled, window=window)
 
     def __exit__(self, *exc: object) -> bool | None:
@@ -217,6 +223,11 @@ class InstanceMapWriter:
             self._stack.__exit__(*sys.exc_info())
             raise
         return self._stack.__exit__(*exc)
+
+
+def quantize(probs: np.ndarray) -> np.ndarray:
+    """Probabilities in [0, 1] as uint8 0-255 (as probability rasters store them)."""
+    return np.clip(np.rint(probs * 255), 0, 255).astype(np.uint8)
 
 
 def _staging_profile(grid: RasterInfo, count: int, dtype: str, nodata: float | None) -> dict:

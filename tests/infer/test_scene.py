@@ -166,14 +166,14 @@ def test_coarser_model_resolution_triggers_resampling(
     scene, _, truth = _scene(tmp_path, height=160, width=200)
     out = tmp_path / "out.tif"
     seen: list[tuple[int, ...]] = []
-    original = scene_module._SceneReader.read
+    original = scene_module.SceneReader.read
 
     def spy(self, row, n):
         band = original(self, row, n)
         seen.append((row, *band.shape))
         return band
 
-    monkeypatch.setattr(scene_module._SceneReader, "read", spy)
+    monkeypatch.setattr(scene_module.SceneReader, "read", spy)
     result = predict_scene(_threshold_model(), _meta(resolution=2.0), scene, out, CPU)
     assert result.scale == pytest.approx(2.0, rel=1e-3)  # UTM scale factor 0.9996
     # the model saw the scene at its 2 m training resolution: 80 x 100 pixels, in bands
