@@ -13,9 +13,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,8 @@ def predict_many(
     *,
     probabilities: bool = False,
     progress: Callable[[str], Progress | None] | None = None,
+    client: Any = None,
+    band_rows: int | None = None,
 ) -> list[PredictResult]:
     """Predict several inputs (or a folder of them): ``output`` is a file for one input
     and a directory otherwise (created when missing).
@@ -172,7 +175,13 @@ def predict_many(
         output: Output file or directory.
         options: Prediction options.
         probabilities: GeoTIFF models: also write ``OUT_proba.tif`` beside each class map.
-        progress: Called with each input's name; returns that input's progress callback.
+        progress: Called with each input's name; returns that input's progress callback
+            (with ``client``: called once, with the job's name, for pixels over the job).
+        client: A ``dask.distributed.Client`` (see :func:`cluster`): one task per scene,
+            large scenes in row bands, outputs identical to one process's; outputs this
+            job already finished are skipped.
+        band_rows: With ``client``: rows per band of a large scene (default: about
+            2^28 pixels per band).
 
     Models of separate objects (``objects.enabled``) also write ``OUT_instances.tif``, the
     instance map (one id per object) that :func:`vectorize` turns into one polygon each.
@@ -209,15 +218,42 @@ def predict_many(
                 )
             seen[out] = item
         output.mkdir(parents=True, exist_ok=True)
-    results = []
-    for item, out in zip(items, outs, strict=True):
-        name = Path(str(item).split(",")[0]).name
+    per_item = []
+    for out in outs:
         scene_options = options
         if probabilities:
             scene_options = dataclasses.replace(options, probabilities=probabilities_path(out))
+        if meta.objects is not None and scene_options.instances is None:
+            scene_options = dataclasses.replace(scene_options, instances=instances_path(out))
+        per_item.append(scene_options)
+    if client is not None:
+        from geounet.cluster import predict_on_cluster
+
+        callback = progress(f"{len(items)} input(s)") if progress else None
+        return predict_on_cluster(
+            client, model, items, outs, per_item, band_rows=band_rows, progress=callback
+        )
+    results = []
+    for item, out, scene_options in zip(items, outs, per_item, strict=True):
+        name = Path(str(item).split(",")[0]).name
         callback = progress(name) if progress else None
         results.append(predict((net, meta), item, out, scene_options, callback))
     return results
+
+
+@contextlib.contextmanager
+def cluster(local: str | None = None, scheduler: str | None = None) -> Iterator[Any]:
+    """A Dask client for :func:`predict_many`: ``local="local:N"`` starts N worker
+    processes here; ``scheduler`` joins a running cluster (address or scheduler file).
+
+    Example:
+        >>> with gu.cluster("local:4") as client:
+        ...     gu.predict_many("model.safetensors", scenes, "masks/", client=client)
+    """
+    from geounet.cluster import connect
+
+    with connect(local, scheduler) as client:
+        yield client
 
 
 def probabilities_path(mask: PathLike) -> Path:
@@ -357,6 +393,7 @@ def demo(out_dir: PathLike = "demo_output", **kwargs: Any) -> Any:
 __all__ = [
     "PredictOptions",
     "VectorizeOptions",
+    "cluster",
     "demo",
     "evaluate",
     "list_models",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import click
@@ -48,6 +49,25 @@ from geounet.cli.options import (
     help="Also vectorize the class map into this file (.geojson, .gpkg, .fgb, ...): one "
     "polygon per object for object models; the options below shape the polygons.",
 )
+@click.option(
+    "--cluster",
+    metavar="local:N",
+    default=None,
+    help="Spread the scenes over N worker processes on this machine (Dask); large scenes "
+    "go in row bands. Outputs equal one process's; finished ones are skipped on rerun.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Run on an existing Dask cluster: tcp://host:8786 or a scheduler file (.json).",
+)
+@click.option(
+    "--band-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --cluster/--scheduler: rows per band of a large scene [about 2^28 px a band].",
+)
 @vector_options
 @device_option
 @precision_option
@@ -64,6 +84,9 @@ def predict(
     tta: bool,
     probabilities: bool,
     vector: str | None,
+    cluster: str | None,
+    scheduler: str | None,
+    band_rows: int | None,
     device: str,
     precision: str,
     vector_crs: str | None,
@@ -117,14 +140,39 @@ def predict(
 
         return update
 
-    results = gu.predict_many(
-        model, list(scenes), output, options, probabilities=probabilities, progress=progress
-    )
+    if cluster and scheduler:
+        raise click.UsageError("give --cluster or --scheduler, not both")
+    if band_rows and not (cluster or scheduler):
+        raise click.UsageError("--band-rows splits scenes for --cluster or --scheduler")
+    distributed = cluster or scheduler
+    with gu.cluster(cluster, scheduler) if distributed else contextlib.nullcontext() as client:
+
+        def job_progress(name: str):
+            def update(done: int, total: int) -> None:
+                if not bars:  # created at the first report: no bar is drawn before an error
+                    show = progress_enabled(ctx)
+                    bars.append(tqdm(desc=name, unit="px", unit_scale=True, disable=not show))
+                bars[0].total = total
+                bars[0].update(done - bars[0].n)
+
+            return update
+
+        results = gu.predict_many(
+            model,
+            list(scenes),
+            output,
+            options,
+            probabilities=probabilities,
+            progress=job_progress if distributed else progress,
+            client=client,
+            band_rows=band_rows,
+        )
     for bar in bars:
         bar.close()
     for result in results:
         share = ", ".join(f"{k} {v}" for k, v in result.class_pixels.items())
-        click.echo(f"{result.path}  ({share} px; {result.seconds:.1f} s)")
+        when = "finished earlier" if result.reused else f"{result.seconds:.1f} s"
+        click.echo(f"{result.path}  ({share} px; {when})")
         if probabilities:
             click.echo(f"{gu.probabilities_path(result.path)}  (class probabilities)")
         if result.instances is not None:

@@ -73,6 +73,7 @@ class PredictResult:
     seconds: float
     instances: Path | None = None
     objects: int | None = None  # number of separate objects (object models)
+    reused: bool = False  # distributed runs: finished by an earlier run of the job, skipped
 
 
 def predict_scene(

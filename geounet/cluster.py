@@ -1,0 +1,317 @@
+"""Prediction over a Dask cluster: many scenes, or one huge scene in row bands.
+
+The cluster is Dask's (``dask.distributed``): a ``LocalCluster`` on this machine, or any
+scheduler (SLURM or PBS through dask-jobqueue, Kubernetes, cloud). Each scene is one
+task; a scene larger than a band is split into row bands (:mod:`geounet.infer.bands`)
+whose parts are assembled into the same COG one process writes. Each worker loads the
+model once and keeps it. Finished outputs and finished bands carry the job's signature
+and are skipped when the job runs again; a task whose worker dies is run again elsewhere
+(Dask's retries and ``allowed-failures``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from geounet.errors import ConfigError, DataError, GeounetError
+from geounet.infer.scene import PredictOptions, PredictResult
+
+log = logging.getLogger(__name__)
+
+BAND_PIXELS = 2**28  # a scene above this many pixels is predicted in bands of about this
+RETRIES = 2  # runs of a task that raised, beyond the first (worker deaths: Dask's own)
+_MODELS: dict[tuple, Any] = {}  # per worker process: model bundles loaded once
+
+
+@contextlib.contextmanager
+def connect(cluster: str | None = None, scheduler: str | None = None) -> Iterator[Any]:
+    """A ``dask.distributed.Client``: ``cluster="local:N"`` starts N worker processes on
+    this machine (one thread each; they share its cores), ``scheduler`` joins a running
+    cluster at that address (``tcp://host:8786`` or a scheduler file ``*.json``).
+
+    Raises:
+        ConfigError: A malformed ``cluster`` or an unreachable scheduler.
+    """
+    # Dask logs every worker start and stop at INFO; geounet reports the job itself
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    from distributed import Client, LocalCluster
+
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if (cluster is None) == (scheduler is None):
+        raise ConfigError("give one of --cluster local:N or --scheduler ADDRESS")
+    if cluster is not None:
+        kind, _, count = cluster.partition(":")
+        if kind != "local" or not count.isdigit() or int(count) < 1:
+            raise ConfigError(
+                f"--cluster {cluster!r}: use local:N (N worker processes on this machine); "
+                "for other clusters start a scheduler and give --scheduler ADDRESS"
+            )
+        n = int(count)
+        with (
+            LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as local,
+            Client(local) as client,
+        ):
+            client.geounet_threads = max(1, (os.cpu_count() or 1) // n)
+            yield client
+        return
+    try:
+        if scheduler.endswith(".json"):
+            client = Client(scheduler_file=scheduler, timeout="30s")
+        else:
+            client = Client(scheduler, timeout="30s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ConfigError(
+            f"--scheduler {scheduler}: cannot reach a Dask scheduler ({exc})"
+        ) from exc
+    with client:
+        yield client
+
+
+def job_signature(model: str | os.PathLike[str], item: Any, options: PredictOptions) -> str:
+    """What an output depends on: the model file, the input files and the options."""
+
+    def stat(path: str | os.PathLike[str]) -> list:
+        p = Path(path)
+        s = p.stat()
+        return [str(p.resolve()), s.st_size, s.st_mtime_ns]
+
+    files = str(item).split(",") if isinstance(item, str | os.PathLike) else list(item)
+    settings = dataclasses.asdict(options)
+    for key in ("probabilities", "instances", "job"):
+        settings[key] = settings[key] is not None if key != "job" else None
+    record = {"model": stat(model), "inputs": [stat(f) for f in files], "options": settings}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def finished(out: Path, options: PredictOptions) -> dict | None:
+    """The record of an output this job already wrote (with its companions), or None."""
+    import rasterio
+
+    from geounet.io.write import JOB_TAG
+
+    companions = [p for p in (options.probabilities, options.instances) if p is not None]
+    if not out.exists() or not all(Path(p).exists() for p in companions):
+        return None
+    try:
+        with rasterio.open(out) as src:
+            record = json.loads(src.tags().get(JOB_TAG, "null"))
+    except (rasterio.errors.RasterioIOError, json.JSONDecodeError):
+        return None
+    return record if record and record.get("job") == options.job else None
+
+
+def predict_on_cluster(
+    client: Any,
+    model: str | os.PathLike[str],
+    items: Sequence[Any],
+    outs: Sequence[Path],
+    options: Sequence[PredictOptions],
+    *,
+    band_rows: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[PredictResult]:
+    """Predict ``items`` into ``outs`` on the cluster behind ``client``.
+
+    Args:
+        client: A ``dask.distributed.Client``.
+        model: The model bundle (a path every worker can read).
+        items: Scenes (paths, or lists of co-registered rasters).
+        outs: Class-map paths, one per item (a filesystem the workers share).
+        options: Prediction options per item (probability / instance paths set).
+        band_rows: Rows per band for large scenes (default: about 2^28 pixels a band).
+        progress: Called with (pixels done, pixels in all) as tasks finish.
+
+    Returns:
+        One :class:`PredictResult` per item (``reused`` for outputs found finished).
+    """
+    from distributed import as_completed
+
+    from geounet.infer.bands import part_record, scene_bands
+    from geounet.infer.scene import plan_scene
+    from geounet.models.bundle import read_meta
+
+    meta = read_meta(model)
+    if meta.source != "geotiff":
+        raise ConfigError(
+            "--cluster and --scheduler distribute GeoTIFF scenes; this model predicts chips, "
+            "volumes or slices: run it without them"
+        )
+    model = str(Path(model).resolve())
+    threads = getattr(client, "geounet_threads", None)
+    submit = _submitter(client)
+    results: list[PredictResult | None] = [None] * len(items)
+    futures, sizes = {}, {}
+    total = done = 0
+    reused_scenes = reused_bands = bands_in_all = 0
+    for i, (item, out, opts) in enumerate(zip(items, outs, options, strict=True)):
+        opts = dataclasses.replace(opts, job=job_signature(model, item, opts))
+        record = finished(Path(out), opts)
+        scene = _single_file(meta, item, _parts_folder(out))
+        plan = plan_scene(meta, scene, opts)
+        pixels = plan.info.width * plan.info.height
+        total += pixels
+        if record is not None:
+            results[i] = _reused(meta, out, opts, record)
+            reused_scenes += 1
+            done += pixels
+            continue
+        rows = band_rows or max(plan.tile, -(-BAND_PIXELS // plan.info.width))
+        if plan.info.height < 2 * rows:  # one task for the whole scene
+            future = submit(_scene_task, model, item, str(out), opts, threads, key=f"scene-{i}")
+            futures[future], sizes[future] = i, pixels
+            continue
+        bands = scene_bands(plan, rows, _parts_folder(out))
+        bands_in_all += len(bands)
+        pending = []
+        for b, band in enumerate(bands):
+            band_pixels = (band.stop - band.start) * plan.info.width
+            if (part_record(band) or {}).get("job") == opts.job:
+                reused_bands += 1
+                done += band_pixels
+                continue
+            future = submit(_band_task, model, scene, band, opts, threads, key=f"band-{i}-{b}")
+            pending.append(future)
+            futures[future], sizes[future] = None, band_pixels
+        future = submit(
+            _assemble_task, model, scene, bands, str(out), opts, pending, key=f"join-{i}"
+        )
+        futures[future], sizes[future] = i, 0
+    if reused_scenes or reused_bands:
+        log.info(
+            "%d of %d outputs and %d of %d bands already finished by this job: skipped",
+            reused_scenes,
+            len(items),
+            reused_bands,
+            bands_in_all,
+        )
+    if progress is not None:
+        progress(done, total)
+    try:
+        for future in as_completed(list(futures)):
+            result = future.result()
+            done += sizes[future]
+            if futures[future] is not None:
+                results[futures[future]] = result
+            if progress is not None:
+                progress(done, total)
+    except GeounetError:
+        raise
+    except Exception as exc:
+        name = type(exc).__name__
+        if name == "KilledWorker":
+            raise DataError(
+                f"a task failed on every worker that ran it ({exc}); rerun the same command to "
+                "continue from the finished outputs"
+            ) from exc
+        raise
+    return [r for r in results if r is not None]
+
+
+def _submitter(client: Any) -> Callable[..., Any]:
+    """``client.submit`` with retries, unique keys and one GPU per task where workers
+    declare GPU resources (``dask worker --resources GPU=1``)."""
+    import uuid
+
+    run = uuid.uuid4().hex[:8]
+    workers = client.scheduler_info().get("workers", {}).values()
+    gpus = any("GPU" in (w.get("resources") or {}) for w in workers)
+
+    def submit(fn: Callable[..., Any], *args: Any, key: str) -> Any:
+        extra = {"resources": {"GPU": 1}} if gpus and fn is not _assemble_task else {}
+        return client.submit(
+            fn, *args, key=f"geounet-{key}-{run}", retries=RETRIES, pure=False, **extra
+        )
+
+    return submit
+
+
+def _parts_folder(out: str | os.PathLike[str]) -> Path:
+    out = Path(out)
+    return out.parent / f".{out.name}.parts"
+
+
+def _single_file(meta: Any, item: Any, folder: Path) -> str:
+    """The scene as one raster path the workers can read (stacks as a VRT in ``folder``)."""
+    from geounet.infer.scene import check_dates
+    from geounet.io.raster import raster_info
+    from geounet.io.stack import stack_rasters, uniform_scene
+
+    if isinstance(item, str | os.PathLike) and "," in str(item):
+        item = str(item).split(",")
+    if not isinstance(item, str | os.PathLike):
+        check_dates(meta, item)
+        return str(stack_rasters(item, folder / "stack.vrt", kind=meta.stack or "dates"))
+    if len(set(raster_info(item).dtypes)) > 1:
+        return str(uniform_scene(item, folder / "uniform.vrt"))
+    return str(item)
+
+
+def _reused(meta: Any, out: Path, options: PredictOptions, record: dict) -> PredictResult:
+    pixels = dict(zip(meta.classes, record["class_pixels"], strict=True))
+    instances = Path(options.instances) if options.instances is not None else None
+    return PredictResult(Path(out), pixels, 1.0, 0.0, instances, record.get("objects"), reused=True)
+
+
+# -- on the workers ----------------------------------------------------------------------
+
+
+def _worker_model(path: str, options: PredictOptions, threads: int | None) -> tuple:
+    """The worker's copy of the model (loaded once per process) and its options, with
+    the worker's own GPU when it has several (worker ``i`` takes GPU ``i % count``)."""
+    import torch
+
+    from geounet.models.bundle import load_bundle
+
+    if threads:
+        torch.set_num_threads(threads)
+    if options.device == "auto" and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        from distributed import get_worker
+
+        name = get_worker().name
+        index = (
+            name if isinstance(name, int) else int(hashlib.md5(str(name).encode()).hexdigest(), 16)
+        )
+        options = dataclasses.replace(options, device=f"cuda:{index % torch.cuda.device_count()}")
+    stat = os.stat(path)
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if key not in _MODELS:
+        _MODELS.clear()
+        _MODELS[key] = load_bundle(path)
+    return _MODELS[key], options
+
+
+def _scene_task(model: str, item: Any, out: str, options: PredictOptions, threads) -> PredictResult:
+    from geounet.api import predict
+
+    bundle, options = _worker_model(model, options, threads)
+    return predict(bundle, item, out, options)
+
+
+def _band_task(model: str, scene: str, band: Any, options: PredictOptions, threads) -> dict:
+    from geounet.infer.bands import predict_band
+
+    (net, meta), options = _worker_model(model, options, threads)
+    return predict_band(net, meta, scene, band, options, job=options.job)
+
+
+def _assemble_task(
+    model: str, scene: str, bands: list, out: str, options: PredictOptions, _after: list
+) -> PredictResult:
+    from geounet.infer.bands import assemble_bands
+    from geounet.models.bundle import read_meta
+
+    result = assemble_bands(read_meta(model), scene, bands, out, options)
+    shutil.rmtree(bands[0].folder, ignore_errors=True)
+    return result
