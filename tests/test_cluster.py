@@ -130,7 +130,7 @@ def test_cluster_spec_is_checked() -> None:
 
 
 def test_cli_predicts_on_a_local_cluster(data, tmp_path: Path) -> None:
-    root, model, scenes, one = data
+    _, model, scenes, one = data
     result = run_cli(
         "predict", str(model), str(scenes[0]), str(scenes[3]), "-o", str(tmp_path),
         "--tile-size", "64", "--overlap", "16", "--device", "cpu", "--precision", "fp32",
