@@ -126,12 +126,16 @@ TRAIN = {
 }
 
 
-def _train(*args: str) -> subprocess.CompletedProcess[str]:
+def _train(*args: str, torchrun: bool = False) -> subprocess.CompletedProcess[str]:
     """``python -m geounet -q train ARGS``: Lightning relaunches the same command for the
-    second process (rank 1), as it does for the ``geounet`` script."""
+    second process (rank 1), as it does for the ``geounet`` script; or the same started
+    as two processes by ``torchrun``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable]
+    if torchrun:
+        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     result = subprocess.run(
-        [sys.executable, "-m", "geounet", "-q", "train", *args],
+        [*launcher, "-m", "geounet", "-q", "train", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -149,7 +153,7 @@ def _rows(run: Path) -> list[dict[str, float]]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """One process with batch 4 for 2 epochs; two processes with batch 2 each, stopped
-    after one epoch and resumed (``--resume``) for the second."""
+    after one epoch and resumed (``--resume``, under torchrun) for the second."""
     tmp = tmp_path_factory.mktemp("ddp")
     img, labels, _ = building_scene(tmp, size=256, squares=16, square=16)
     config = {**TRAIN, "data": {**TRAIN["data"], "images": [str(img)], "labels": str(labels)}}
@@ -170,8 +174,9 @@ def runs(tmp_path_factory):
     )
     saved = yaml.safe_load((two / "config.yaml").read_text())
     saved["train"]["max_epochs"] = 2  # as if the run had been stopped after one epoch
+    saved["train"]["devices"] = "auto"  # from the launcher
     (two / "config.yaml").write_text(yaml.safe_dump(saved))
-    resumed = _train("--resume", str(two))
+    resumed = _train("--resume", str(two), torchrun=True)
     return {"one": one, "two": two, "outputs": [alone, first, resumed], "config": path}
 
 
