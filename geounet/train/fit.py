@@ -39,7 +39,7 @@ from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
 from geounet.runtime import autocast_dtype, global_rank, launcher_layout, select_device
 from geounet.train.losses import build_loss, build_object_loss
-from geounet.train.task import BestModelSaver, SegmentationTask
+from geounet.train.task import BestModelSaver, SegmentationTask, Throughput
 
 if TYPE_CHECKING:  # configuration is read by geounet.api; fit takes the parsed sections
     from geounet.config import Config
@@ -376,7 +376,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
     saver = BestModelSaver(
         saver_for(model_path), monitor="val_iou", save_last=saver_for(run_dir / LAST_FILE)
     )
-    trainer = make_trainer(config, run_dir, [saver], progress)
+    trainer = make_trainer(config, run_dir, [saver, Throughput()], progress)
     _log_batch(tcfg, trainer.world_size)
     with warnings.catch_warnings():
         for message in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -202,3 +203,32 @@ class BestModelSaver(L.Callback):
         """Restore the best value and epoch from a checkpoint."""
         self.best = state_dict.get("best")
         self.best_epoch = state_dict.get("best_epoch")
+
+
+class Throughput(L.Callback):
+    """Log ``samples_per_s``: training windows per second of each epoch, over all
+    processes of a data-parallel run (validation not counted)."""
+
+    def __init__(self) -> None:
+        self.start = self.end = 0.0
+        self.samples = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start the epoch's clock."""
+        self.start, self.samples = time.perf_counter(), 0
+        self.end = self.start
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        """Count the batch's windows."""
+        image = batch["image"] if isinstance(batch, dict) else batch[0]
+        self.samples += int(image.shape[0])
+        self.end = time.perf_counter()  # validation, run before the epoch ends, not counted
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Log the epoch's rate."""
+        seconds = self.end - self.start
+        if self.samples and seconds > 0:
+            rate = self.samples * trainer.world_size / seconds
+            pl_module.log("samples_per_s", rate, on_epoch=True, rank_zero_only=True)

@@ -70,6 +70,7 @@ def test_metrics_csv_has_val_iou_per_epoch(trained) -> None:
     assert len(values) == 2
     assert all(0.0 <= v <= 1.0 for v in values)
     assert max(values) == pytest.approx(result.best_val_iou, abs=1e-6)
+    assert all(float(r["samples_per_s"]) > 0 for r in rows)  # training throughput per epoch
 
 
 def test_bundle_metadata(trained) -> None:
