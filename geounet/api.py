@@ -242,9 +242,12 @@ def predict_many(
 
 
 @contextlib.contextmanager
-def cluster(local: str | None = None, scheduler: str | None = None) -> Iterator[Any]:
+def cluster(
+    local: str | None = None, scheduler: str | None = None, *, threads: int | None = None
+) -> Iterator[Any]:
     """A Dask client for :func:`predict_many`: ``local="local:N"`` starts N worker
     processes here; ``scheduler`` joins a running cluster (address or scheduler file).
+    ``threads``: torch threads per worker (default: local workers share the cores).
 
     Example:
         >>> with gu.cluster("local:4") as client:
@@ -252,7 +255,7 @@ def cluster(local: str | None = None, scheduler: str | None = None) -> Iterator[
     """
     from geounet.cluster import connect
 
-    with connect(local, scheduler) as client:
+    with connect(local, scheduler, threads) as client:
         yield client
 
 

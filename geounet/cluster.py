@@ -33,16 +33,20 @@ _MODELS: dict[tuple, Any] = {}  # per worker process: model bundles loaded once
 
 
 @contextlib.contextmanager
-def connect(cluster: str | None = None, scheduler: str | None = None) -> Iterator[Any]:
+def connect(
+    cluster: str | None = None, scheduler: str | None = None, threads: int | None = None
+) -> Iterator[Any]:
     """A ``dask.distributed.Client``: ``cluster="local:N"`` starts N worker processes on
-    this machine (one thread each; they share its cores), ``scheduler`` joins a running
-    cluster at that address (``tcp://host:8786`` or a scheduler file ``*.json``).
+    this machine (one task at a time each; torch uses ``threads`` threads in each, by
+    default the cores divided by N), ``scheduler`` joins a running cluster at that
+    address (``tcp://host:8786`` or a scheduler file ``*.json``).
 
     Raises:
         ConfigError: A malformed ``cluster`` or an unreachable scheduler.
     """
     # Dask logs every worker start and stop at INFO; geounet reports the job itself
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    import dask
     from distributed import Client, LocalCluster
 
     if not log.isEnabledFor(logging.DEBUG):
@@ -57,13 +61,17 @@ def connect(cluster: str | None = None, scheduler: str | None = None) -> Iterato
                 "for other clusters start a scheduler and give --scheduler ADDRESS"
             )
         n = int(count)
+        # Dask's workers set MALLOC_TRIM_THRESHOLD_=65536, which makes glibc map every
+        # large array afresh: prediction ran 1.2x slower (85 vs 70 s for 16.8 MPix)
+        environ = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
         with (
+            dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
             LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
             ) as local,
             Client(local) as client,
         ):
-            client.geounet_threads = max(1, (os.cpu_count() or 1) // n)
+            client.geounet_threads = threads or max(1, (os.cpu_count() or 1) // n)
             yield client
         return
     try:
@@ -76,6 +84,8 @@ def connect(cluster: str | None = None, scheduler: str | None = None) -> Iterato
             f"--scheduler {scheduler}: cannot reach a Dask scheduler ({exc})"
         ) from exc
     with client:
+        if threads:
+            client.geounet_threads = threads
         yield client
 
 
@@ -130,7 +140,8 @@ def predict_on_cluster(
         items: Scenes (paths, or lists of co-registered rasters).
         outs: Class-map paths, one per item (a filesystem the workers share).
         options: Prediction options per item (probability / instance paths set).
-        band_rows: Rows per band for large scenes (default: about 2^28 pixels a band).
+        band_rows: Rows per band for large scenes (default: about 2^28 pixels a band,
+            and at least 8 window rows).
         progress: Called with (pixels done, pixels in all) as tasks finish.
 
     Returns:
@@ -167,7 +178,9 @@ def predict_on_cluster(
             reused_scenes += 1
             done += pixels
             continue
-        rows = band_rows or max(plan.tile, -(-BAND_PIXELS // plan.info.width))
+        # bands of at least 8 window rows, so that the halo above and below costs little
+        tile_rows = round(plan.tile * plan.scale)
+        rows = band_rows or max(8 * tile_rows, -(-BAND_PIXELS // plan.info.width))
         if plan.info.height < 2 * rows:  # one task for the whole scene
             future = submit(_scene_task, model, item, str(out), opts, threads, key=f"scene-{i}")
             futures[future], sizes[future] = i, pixels
@@ -216,6 +229,8 @@ def predict_on_cluster(
                 "continue from the finished outputs"
             ) from exc
         raise
+    for out in outs:  # stacked-scene VRTs of scenes predicted whole
+        shutil.rmtree(_parts_folder(out), ignore_errors=True)
     return [r for r in results if r is not None]
 
 
@@ -274,8 +289,10 @@ def _worker_model(path: str, options: PredictOptions, threads: int | None) -> tu
 
     from geounet.models.bundle import load_bundle
 
-    if threads:
-        torch.set_num_threads(threads)
+    # a worker runs one task at a time: torch takes the cores it may use (Dask's
+    # workers start with OMP_NUM_THREADS=1)
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    torch.set_num_threads(threads or (len(cores) if cores else os.cpu_count() or 1))
     if options.device == "auto" and torch.cuda.is_available() and torch.cuda.device_count() > 1:
         from distributed import get_worker
 

@@ -15,6 +15,7 @@ TOP = {
     "demo": "api",
     "config": "api",
     "api": "api",
+    "cluster": "api",  # Dask tasks, called by the api only
 }
 
 
