@@ -51,6 +51,7 @@ def connect(
 
     if not log.isEnabledFor(logging.DEBUG):
         logging.getLogger("distributed").setLevel(logging.WARNING)
+        logging.getLogger("distributed.nanny").addFilter(_quiet_shutdown)
     if (cluster is None) == (scheduler is None):
         raise ConfigError("give one of --cluster local:N or --scheduler ADDRESS")
     if cluster is not None:
@@ -87,6 +88,12 @@ def connect(
         if threads:
             client.geounet_threads = threads
         yield client
+
+
+def _quiet_shutdown(record: logging.LogRecord) -> bool:
+    """Drop the nanny's notice that a worker took over 4 s to exit when the cluster
+    closes (torch tears down slowly; every output is written by then)."""
+    return "still alive after" not in record.getMessage()
 
 
 def job_signature(model: str | os.PathLike[str], item: Any, options: PredictOptions) -> str:
