@@ -20,32 +20,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from inference import make_scene  # benchmarks/ is on sys.path when run as a script
+from inference import _model, make_scene  # benchmarks/ is on sys.path as a script
 
-MODEL = {"encoder": "resnet18"}
+MODEL = {"encoder": "resnet18"}  # as inference._model builds it
 TILE, OVERLAP, BATCH = 512, 64, 4
 
 
 def _bundle(path: Path) -> Path:
     """A U-Net over ResNet-18 (random weights: speed does not depend on them)."""
-    import torch
+    from geounet.models.bundle import save_bundle
 
-    from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
-
-    meta = ModelMeta(
-        architecture="unet",
-        arguments=MODEL,
-        in_channels=3,
-        out_channels=1,
-        classes=["background", "building"],
-        colors=[[0, 0, 0], [255, 0, 0]],
-        bands=["red", "green", "blue"],
-        mean=[120.0] * 3,
-        std=[40.0] * 3,
-        tile_size=TILE,
-    )
-    torch.manual_seed(0)
-    return save_bundle(build_segmenter(meta), meta, path)
+    model, meta = _model("{encoder: resnet18}")
+    return save_bundle(model, meta, path)
 
 
 def _worker_peak_mb() -> float:

@@ -30,25 +30,26 @@ from affine import Affine
 from rasterio.windows import Window
 
 from geounet.errors import DataError
-from geounet.infer.instances import InstanceParams, InstanceStream
 from geounet.infer.scene import (
     PredictOptions,
     PredictResult,
     RowWriter,
     ScenePlan,
     SceneReader,
-    _class_map_tags,
     _emit_end,
     _mode,
     _stream,
+    finish_outputs,
     make_predictor,
     model_rows,
+    open_outputs,
     plan_scene,
+    scene_result,
 )
 from geounet.io.atomic import atomic_output
 from geounet.io.raster import open_raster
 from geounet.io.windows import window_starts
-from geounet.io.write import JOB_TAG, ClassMapWriter, InstanceMapWriter, quantize
+from geounet.io.write import ClassMapWriter, quantize
 from geounet.models.bundle import ModelMeta
 from geounet.models.segmenter import Segmenter
 from geounet.runtime import select_device
@@ -197,48 +198,12 @@ def assemble_bands(
         records.append(record)
     counts = np.sum([r["class_pixels"] for r in records], axis=0).astype(np.int64)
     with contextlib.ExitStack() as stack:
-        writer = stack.enter_context(
-            ClassMapWriter(
-                out,
-                plan.info,
-                class_names=meta.classes,
-                colors=meta.colors,
-                nodata=plan.nodata,
-                probabilities=options.probabilities,
-                probability_names=[*meta.classes, "boundary"] if meta.boundary else None,
-                tags=_class_map_tags(meta),
-            )
-        )
-        instances = None
-        if meta.objects is not None and options.instances is not None:
-            inst_writer = stack.enter_context(
-                InstanceMapWriter(
-                    options.instances,
-                    plan.info,
-                    meta.object_name,
-                    class_map=Path(out).name if meta.boundary else None,
-                )
-            )
-            params = InstanceParams.from_meta(meta.objects, plan.info.ground_resolution**2)
-            instances = InstanceStream(plan.info.width, params, inst_writer.write_rows)
+        writer, instances = open_outputs(stack, meta, plan, out, options)
         src = stack.enter_context(open_raster(scene))
         for band, record in zip(bands, records, strict=True):
             _copy_band(band, record, writer, instances, src)
-        if instances is not None:
-            instances.close()
-        if options.job is not None:
-            done = {"job": options.job, "class_pixels": counts.tolist()}
-            if instances is not None:
-                done["objects"] = instances.count
-            writer.update_tags(**{JOB_TAG: json.dumps(done)})
-    return PredictResult(
-        path=Path(out),
-        class_pixels={name: int(n) for name, n in zip(meta.classes, counts, strict=True)},
-        scale=plan.scale,
-        seconds=time.perf_counter() - start,
-        instances=Path(options.instances) if instances is not None else None,
-        objects=instances.count if instances is not None else None,
-    )
+        finish_outputs(writer, options, counts, instances)
+    return scene_result(meta, out, counts, plan.scale, start, options, instances)
 
 
 def _copy_band(band: Band, record: dict, writer: ClassMapWriter, instances, src) -> None:

@@ -123,30 +123,7 @@ def predict_scene(
     counts = np.zeros(len(meta.classes), dtype=np.int64)
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(SceneReader(scene, info, indexes, scale, meta.mean))
-        writer = stack.enter_context(
-            ClassMapWriter(
-                out,
-                info,
-                class_names=meta.classes,
-                colors=meta.colors,
-                nodata=nodata,
-                probabilities=options.probabilities,
-                probability_names=[*meta.classes, "boundary"] if meta.boundary else None,
-                tags=_class_map_tags(meta),
-            )
-        )
-        instances = None
-        if meta.objects is not None and options.instances is not None:
-            inst_writer = stack.enter_context(
-                InstanceMapWriter(
-                    options.instances,
-                    info,
-                    meta.object_name,
-                    class_map=Path(out).name if meta.boundary else None,
-                )
-            )
-            params = InstanceParams.from_meta(meta.objects, info.ground_resolution**2)
-            instances = InstanceStream(info.width, params, inst_writer.write_rows)
+        writer, instances = open_outputs(stack, meta, plan, out, options)
         rows = RowWriter(
             writer,
             reader,
@@ -158,21 +135,8 @@ def predict_scene(
             border_px=round((meta.objects or {}).get("border_px", 1) * scale),
         )
         _stream(reader, predict, rows, tile, overlap, options, progress)
-        if instances is not None:
-            instances.close()
-        if options.job is not None:  # distributed runs: this output is finished
-            record = {"job": options.job, "class_pixels": counts.tolist()}
-            if instances is not None:
-                record["objects"] = instances.count
-            writer.update_tags(**{JOB_TAG: json.dumps(record)})
-    return PredictResult(
-        path=Path(out),
-        class_pixels={name: int(n) for name, n in zip(meta.classes, counts, strict=True)},
-        scale=scale,
-        seconds=time.perf_counter() - start,
-        instances=Path(options.instances) if instances is not None else None,
-        objects=instances.count if instances is not None else None,
-    )
+        finish_outputs(writer, options, counts, instances)
+    return scene_result(meta, out, counts, scale, start, options, instances)
 
 
 @dataclass(frozen=True)
@@ -222,6 +186,80 @@ def plan_scene(
     overlap = options.overlap if options.overlap is not None else tile // 8
     nodata = 255 if len(meta.classes) < 255 else 65535
     return ScenePlan(info, indexes, scale, tile, overlap, nodata)
+
+
+def open_outputs(
+    stack: contextlib.ExitStack,
+    meta: ModelMeta,
+    plan: ScenePlan,
+    out: str | os.PathLike[str],
+    options: PredictOptions,
+) -> tuple[ClassMapWriter, InstanceStream | None]:
+    """The scene's class-map writer (with the probability raster) and, for object models
+    asked for one, the instance splitter writing the instance map; closed by ``stack``."""
+    writer = stack.enter_context(
+        ClassMapWriter(
+            out,
+            plan.info,
+            class_names=meta.classes,
+            colors=meta.colors,
+            nodata=plan.nodata,
+            probabilities=options.probabilities,
+            probability_names=[*meta.classes, "boundary"] if meta.boundary else None,
+            tags=_class_map_tags(meta),
+        )
+    )
+    if meta.objects is None or options.instances is None:
+        return writer, None
+    inst_writer = stack.enter_context(
+        InstanceMapWriter(
+            options.instances,
+            plan.info,
+            meta.object_name,
+            class_map=Path(out).name if meta.boundary else None,
+        )
+    )
+    params = InstanceParams.from_meta(meta.objects, plan.info.ground_resolution**2)
+    return writer, InstanceStream(plan.info.width, params, inst_writer.write_rows)
+
+
+def finish_outputs(
+    writer: ClassMapWriter,
+    options: PredictOptions,
+    counts: np.ndarray,
+    instances: InstanceStream | None,
+) -> None:
+    """Split the last objects, and mark the class map with the distributed job that
+    wrote it (when any): signature, class pixel counts and object count, so that a rerun
+    of the job skips it."""
+    if instances is not None:
+        instances.close()
+    if options.job is None:
+        return
+    record = {"job": options.job, "class_pixels": counts.tolist()}
+    if instances is not None:
+        record["objects"] = instances.count
+    writer.update_tags(**{JOB_TAG: json.dumps(record)})
+
+
+def scene_result(
+    meta: ModelMeta,
+    out: str | os.PathLike[str],
+    counts: np.ndarray,
+    scale: float,
+    start: float,
+    options: PredictOptions,
+    instances: InstanceStream | None,
+) -> PredictResult:
+    """The :class:`PredictResult` of a written scene (``start``: its perf_counter)."""
+    return PredictResult(
+        path=Path(out),
+        class_pixels={name: int(n) for name, n in zip(meta.classes, counts, strict=True)},
+        scale=scale,
+        seconds=time.perf_counter() - start,
+        instances=Path(options.instances) if instances is not None else None,
+        objects=instances.count if instances is not None else None,
+    )
 
 
 def make_predictor(
