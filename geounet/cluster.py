@@ -11,25 +11,30 @@ and are skipped when the job runs again; a task whose worker dies is run again e
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from geounet.errors import ConfigError, DataError, GeounetError
 from geounet.infer.scene import PredictOptions, PredictResult
+from geounet.io.atomic import require_file
 
 log = logging.getLogger(__name__)
 
 BAND_PIXELS = 2**28  # a scene above this many pixels is predicted in bands of about this
-RETRIES = 2  # runs of a task that raised, beyond the first (worker deaths: Dask's own)
+RETRIES = 1  # runs of a task that raised, beyond the first (worker deaths: Dask's own)
 _MODELS: dict[tuple, Any] = {}  # per worker process: model bundles loaded once
+_LOCK = threading.Lock()  # one task at a time per worker process, whatever its threads
 
 
 @contextlib.contextmanager
@@ -100,7 +105,7 @@ def job_signature(model: str | os.PathLike[str], item: Any, options: PredictOpti
     """What an output depends on: the model file, the input files and the options."""
 
     def stat(path: str | os.PathLike[str]) -> list:
-        p = Path(path)
+        p = require_file(path)
         s = p.stat()
         return [str(p.resolve()), s.st_size, s.st_mtime_ns]
 
@@ -166,7 +171,18 @@ def predict_on_cluster(
             "--cluster and --scheduler distribute GeoTIFF scenes; this model predicts chips, "
             "volumes or slices: run it without them"
         )
+    # workers may run elsewhere, in other working directories: absolute paths only
     model = str(Path(model).resolve())
+    items = [_absolute(item) for item in items]
+    outs = [Path(out).resolve() for out in outs]
+    options = [
+        dataclasses.replace(
+            o,
+            probabilities=Path(o.probabilities).resolve() if o.probabilities else None,
+            instances=Path(o.instances).resolve() if o.instances else None,
+        )
+        for o in options
+    ]
     threads = getattr(client, "geounet_threads", None)
     submit = _submitter(client)
     results: list[PredictResult | None] = [None] * len(items)
@@ -228,17 +244,26 @@ def predict_on_cluster(
                 progress(done, total)
     except GeounetError:
         raise
-    except Exception as exc:
-        name = type(exc).__name__
-        if name == "KilledWorker":
-            raise DataError(
-                f"a task failed on every worker that ran it ({exc}); rerun the same command to "
-                "continue from the finished outputs"
-            ) from exc
-        raise
+    except (Exception, asyncio.CancelledError) as exc:  # Dask's cancellations included
+        what = (
+            "a task failed on every worker that ran it"
+            if type(exc).__name__ == "KilledWorker"
+            else f"the cluster stopped the job ({type(exc).__name__}: {exc})"
+        )
+        raise DataError(
+            f"{what}; rerun the same command to continue from the finished outputs"
+        ) from exc
     for out in outs:  # stacked-scene VRTs of scenes predicted whole
         shutil.rmtree(_parts_folder(out), ignore_errors=True)
     return [r for r in results if r is not None]
+
+
+def _absolute(item: Any) -> Any:
+    """A scene (a path, comma-joined paths or a list of them) with absolute paths."""
+    if isinstance(item, str | os.PathLike) and "," not in str(item):
+        return str(Path(item).resolve())
+    files = str(item).split(",") if isinstance(item, str | os.PathLike) else list(item)
+    return [str(Path(f).resolve()) for f in files]
 
 
 def _submitter(client: Any) -> Callable[..., Any]:
@@ -303,11 +328,11 @@ def _worker_model(path: str, options: PredictOptions, threads: int | None) -> tu
     if options.device == "auto" and torch.cuda.is_available() and torch.cuda.device_count() > 1:
         from distributed import get_worker
 
-        name = get_worker().name
-        index = (
-            name if isinstance(name, int) else int(hashlib.md5(str(name).encode()).hexdigest(), 16)
-        )
-        options = dataclasses.replace(options, device=f"cuda:{index % torch.cuda.device_count()}")
+        # local workers are named 0..N-1; others (e.g. "SLURMCluster-3") end in a number
+        digits = re.search(r"(\d+)$", str(get_worker().name))
+        if digits:
+            gpu = int(digits.group(1)) % torch.cuda.device_count()
+            options = dataclasses.replace(options, device=f"cuda:{gpu}")
     stat = os.stat(path)
     key = (path, stat.st_mtime_ns, stat.st_size)
     if key not in _MODELS:
@@ -319,15 +344,17 @@ def _worker_model(path: str, options: PredictOptions, threads: int | None) -> tu
 def _scene_task(model: str, item: Any, out: str, options: PredictOptions, threads) -> PredictResult:
     from geounet.api import predict
 
-    bundle, options = _worker_model(model, options, threads)
-    return predict(bundle, item, out, options)
+    with _LOCK:
+        bundle, options = _worker_model(model, options, threads)
+        return predict(bundle, item, out, options)
 
 
 def _band_task(model: str, scene: str, band: Any, options: PredictOptions, threads) -> dict:
     from geounet.infer.bands import predict_band
 
-    (net, meta), options = _worker_model(model, options, threads)
-    return predict_band(net, meta, scene, band, options, job=options.job)
+    with _LOCK:
+        (net, meta), options = _worker_model(model, options, threads)
+        return predict_band(net, meta, scene, band, options, job=options.job)
 
 
 def _assemble_task(

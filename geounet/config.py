@@ -127,7 +127,7 @@ class TrainConfig:
     # "auto" takes them from the launcher (torchrun, srun), see docs/distributed.md
     devices: int | str = 1
     num_nodes: int | str = 1
-    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
+    strategy: Literal["auto", "ddp"] = "auto"
 
 
 @dataclass

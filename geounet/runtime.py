@@ -68,22 +68,19 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     return None
 
 
-def global_rank() -> int:
-    """This process's rank in a data-parallel job (0 when run alone).
+def is_rank_zero() -> bool:
+    """Whether this process is rank 0 of a data-parallel job (or runs alone).
 
-    Read from the launcher's environment (torchrun's ``RANK``, Lightning's
-    ``LOCAL_RANK`` and ``NODE_RANK``, SLURM's ``SLURM_PROCID``), so that it is known
-    before the process group exists.
+    Read from the launcher's environment (torchrun's ``RANK``, SLURM's ``SLURM_PROCID``,
+    Lightning's ``NODE_RANK`` and ``LOCAL_RANK``), so that it is known before the
+    process group exists.
     """
     env = os.environ
     if "RANK" in env:
-        return int(env["RANK"])
+        return int(env["RANK"]) == 0
     if "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
-        return int(env["SLURM_PROCID"])
-    if "LOCAL_RANK" in env:  # Lightning's own launcher (one node, or NODE_RANK given)
-        per_node = int(env.get("LOCAL_WORLD_SIZE", env.get("WORLD_SIZE", "1")))
-        return int(env.get("NODE_RANK", "0")) * per_node + int(env["LOCAL_RANK"])
-    return 0
+        return int(env["SLURM_PROCID"]) == 0
+    return int(env.get("NODE_RANK", "0")) == 0 and int(env.get("LOCAL_RANK", "0")) == 0
 
 
 def launcher_layout() -> tuple[int, int] | None:

@@ -20,7 +20,7 @@ from _fixtures_ml import run_cli, tiny_unet_bundle, write_geotiff
 
 import geounet.api as gu
 from geounet.cluster import job_signature
-from geounet.errors import ConfigError
+from geounet.errors import ConfigError, InputFileNotFoundError
 from geounet.infer.bands import predict_band, scene_bands
 from geounet.infer.scene import plan_scene
 from geounet.models.bundle import load_bundle
@@ -127,6 +127,12 @@ def test_a_killed_worker_loses_only_its_task(data, client) -> None:
 def test_cluster_spec_is_checked() -> None:
     with pytest.raises(ConfigError, match="local:N"), gu.cluster("remote:3"):
         pass
+
+
+def test_a_missing_scene_is_one_clear_error(data, client, tmp_path: Path) -> None:
+    _, model, _, _ = data
+    with pytest.raises(InputFileNotFoundError, match=r"nope\.tif: file not found"):
+        gu.predict_many(model, [tmp_path / "nope.tif"], tmp_path / "o.tif", client=client)
 
 
 def test_cli_predicts_on_a_local_cluster(data, tmp_path: Path) -> None:

@@ -213,22 +213,28 @@ class RankShard(Sampler):
         rank, world = self.place()
         if world == 1:
             return iter(self.sampler)
+        self._check(world)
         stop = len(self.sampler) // world * world if self.even else None
-        if self.even and len(self.sampler) < world:
-            raise DataError(
-                f"train.samples_per_epoch {len(self.sampler)} is below the {world} "
-                "processes: every process needs windows; raise it"
-            )
-        if not self.even and len(self.sampler) < world:
-            raise DataError(
-                f"{len(self.sampler)} validation windows for {world} processes: every "
-                "process needs one; raise data.val_fraction or lower train.tile_size"
-            )
         return itertools.islice(iter(self.sampler), rank, stop, world)
 
     def __len__(self) -> int:
         rank, world = self.place()
         n = len(self.sampler)
+        if world == 1:
+            return n
+        self._check(world)  # Lightning asks for the length first: every rank fails alike
+        return n // world if self.even else len(range(rank, n, world))
+
+    def _check(self, world: int) -> None:
+        n = len(self.sampler)
+        if n >= world:
+            return
         if self.even:
-            return n // world
-        return len(range(rank, n, world))
+            raise DataError(
+                f"train.samples_per_epoch {n} is below the {world} processes: every "
+                "process needs windows; raise it"
+            )
+        raise DataError(
+            f"{n} validation windows for {world} processes: every process needs one; "
+            "raise data.val_fraction or lower train.tile_size"
+        )

@@ -37,7 +37,7 @@ from geounet.io.raster import raster_info, resample_to
 from geounet.io.stack import acquisition_date, stack_rasters, uniform_scene
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
-from geounet.runtime import autocast_dtype, global_rank, launcher_layout, select_device
+from geounet.runtime import autocast_dtype, is_rank_zero, launcher_layout, select_device
 from geounet.train.losses import build_loss, build_object_loss
 from geounet.train.task import BestModelSaver, SegmentationTask, Throughput
 
@@ -316,8 +316,8 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
     start = time.perf_counter()
     _quiet_lightning()
     tcfg = config.train
-    rank = global_rank()
-    if rank > 0:  # the other processes of a data-parallel run: rank 0 reports
+    rank_zero = is_rank_zero()
+    if not rank_zero:  # the other processes of a data-parallel run: rank 0 reports
         logging.getLogger("geounet").setLevel(logging.WARNING)
     L.seed_everything(tcfg.seed, verbose=False)
     run_dir = Path(config.run_dir)
@@ -325,7 +325,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
     if resume and not checkpoint.exists():
         raise InputFileNotFoundError(f"{checkpoint}: nothing to resume (no last.ckpt in the run)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
+    if rank_zero:
         write_yaml(dataclasses.asdict(config), run_dir / "config.yaml")
 
     previous_rows = _read_rows(run_dir / "metrics.csv") if resume else []

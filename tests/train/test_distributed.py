@@ -90,6 +90,10 @@ def test_too_few_validation_windows_for_the_processes(scene, monkeypatch) -> Non
     monkeypatch.setattr(RankShard, "place", staticmethod(lambda: (1, 2)))
     with pytest.raises(DataError, match="validation windows for 2 processes"):
         list(RankShard(sampler, even=False))
+    with pytest.raises(DataError, match="validation windows for 2 processes"):
+        len(RankShard(sampler, even=False))  # Lightning asks for the length first
+    with pytest.raises(DataError, match="samples_per_epoch 1 is below"):
+        len(RankShard(CropSampler(1), even=True))
 
 
 def test_layout_from_the_config_and_the_launcher(monkeypatch) -> None:
