@@ -162,7 +162,8 @@ def predict_on_cluster(
     from distributed import as_completed
 
     from geounet.infer.bands import part_record, scene_bands
-    from geounet.infer.scene import plan_scene
+    from geounet.infer.scene import plan_scene, single_file
+    from geounet.io.raster import raster_info
     from geounet.models.bundle import read_meta
 
     meta = read_meta(model)
@@ -191,16 +192,19 @@ def predict_on_cluster(
     reused_scenes = reused_bands = bands_in_all = 0
     for i, (item, out, opts) in enumerate(zip(items, outs, options, strict=True)):
         opts = dataclasses.replace(opts, job=job_signature(model, item, opts))
-        record = finished(Path(out), opts)
-        scene = _single_file(meta, item, _parts_folder(out))
+        record = finished(out, opts)
+        if record is not None:  # on the scene's grid: its size without opening the scene
+            grid = raster_info(out)
+            pixels = grid.width * grid.height
+            results[i] = _reused(meta, out, opts, record)
+            reused_scenes += 1
+            total += pixels
+            done += pixels
+            continue
+        scene = single_file(meta, item, _parts_folder(out))
         plan = plan_scene(meta, scene, opts)
         pixels = plan.info.width * plan.info.height
         total += pixels
-        if record is not None:
-            results[i] = _reused(meta, out, opts, record)
-            reused_scenes += 1
-            done += pixels
-            continue
         # bands of at least 8 window rows, so that the halo above and below costs little
         tile_rows = round(plan.tile * plan.scale)
         rows = band_rows or max(8 * tile_rows, -(-BAND_PIXELS // plan.info.width))
@@ -287,22 +291,6 @@ def _submitter(client: Any) -> Callable[..., Any]:
 def _parts_folder(out: str | os.PathLike[str]) -> Path:
     out = Path(out)
     return out.parent / f".{out.name}.parts"
-
-
-def _single_file(meta: Any, item: Any, folder: Path) -> str:
-    """The scene as one raster path the workers can read (stacks as a VRT in ``folder``)."""
-    from geounet.infer.scene import check_dates
-    from geounet.io.raster import raster_info
-    from geounet.io.stack import stack_rasters, uniform_scene
-
-    if isinstance(item, str | os.PathLike) and "," in str(item):
-        item = str(item).split(",")
-    if not isinstance(item, str | os.PathLike):
-        check_dates(meta, item)
-        return str(stack_rasters(item, folder / "stack.vrt", kind=meta.stack or "dates"))
-    if len(set(raster_info(item).dtypes)) > 1:
-        return str(uniform_scene(item, folder / "uniform.vrt"))
-    return str(item)
 
 
 def _reused(meta: Any, out: Path, options: PredictOptions, record: dict) -> PredictResult:

@@ -33,18 +33,14 @@ from geounet.errors import DataError
 from geounet.infer.scene import (
     PredictOptions,
     PredictResult,
-    RowWriter,
     ScenePlan,
-    SceneReader,
     _emit_end,
-    _mode,
-    _stream,
     finish_outputs,
     make_predictor,
-    model_rows,
     open_outputs,
     plan_scene,
     scene_result,
+    stream_scene,
 )
 from geounet.io.atomic import atomic_output
 from geounet.io.raster import open_raster
@@ -149,27 +145,15 @@ def predict_band(
     counts = np.zeros(len(meta.classes), dtype=np.int64)
     k = len(meta.classes) + 1 if meta.boundary else len(meta.classes)  # probability bands
     with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(
-            SceneReader(scene, plan.info, plan.indexes, plan.scale, meta.mean)
-        )
         # entered first, closed (renamed into place) last: its tag marks the band finished
         writer = stack.enter_context(_PartWriter(band, plan, k, options.probabilities is not None))
         objects = None
         if meta.objects is not None and options.instances is not None:
             objects = stack.enter_context(_ObjectsPart(band, plan))
-        rows = RowWriter(
-            writer,
-            reader,
-            mode=_mode(meta),
-            nodata=plan.nodata,
-            counts=counts,
-            threshold=(meta.objects or {}).get("mask_threshold", 0.5),
-            instances=objects,
-            border_px=round((meta.objects or {}).get("border_px", 1) * plan.scale),
+        rows = stream_scene(
+            predict, meta, scene, plan, options, writer, objects, counts, progress,
             rows=(band.start, band.stop),
-        )
-        span = model_rows(band.start, band.stop, plan.model_height, plan.info.height)
-        _stream(reader, predict, rows, plan.tile, plan.overlap, options, progress, span)
+        )  # fmt: skip
         record = {"job": job, "class_pixels": counts.tolist(), "chunks": rows.chunks}
         writer.tag(record)
     return record

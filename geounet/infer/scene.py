@@ -104,39 +104,36 @@ def predict_scene(
     Returns:
         A :class:`PredictResult`.
     """
-    if not isinstance(scene, str | os.PathLike):
-        check_dates(meta, scene)
+    if not isinstance(scene, str | os.PathLike) or len(set(raster_info(scene).dtypes)) > 1:
         with tempfile.TemporaryDirectory() as tmp:
-            stacked = stack_rasters(scene, Path(tmp) / "stack.vrt", kind=meta.stack or "dates")
-            return predict_scene(model, meta, stacked, out, options, progress)
-    if len(set(raster_info(scene).dtypes)) > 1:  # a VRT of bands of different types
-        with tempfile.TemporaryDirectory() as tmp:
-            uniform = uniform_scene(scene, Path(tmp) / "uniform.vrt")
-            return predict_scene(model, meta, uniform, out, options, progress)
+            single = single_file(meta, scene, Path(tmp))
+            return predict_scene(model, meta, single, out, options, progress)
     start = time.perf_counter()
     options = options or PredictOptions()
     plan = plan_scene(meta, scene, options)
-    info, indexes, scale, nodata = plan.info, plan.indexes, plan.scale, plan.nodata
     device = select_device(options.device)
     predict = make_predictor(model.to(device).eval().use_channels_last(), meta, device, options)
-    tile, overlap = plan.tile, plan.overlap
     counts = np.zeros(len(meta.classes), dtype=np.int64)
     with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(SceneReader(scene, info, indexes, scale, meta.mean))
         writer, instances = open_outputs(stack, meta, plan, out, options)
-        rows = RowWriter(
-            writer,
-            reader,
-            mode=_mode(meta),
-            nodata=nodata,
-            counts=counts,
-            threshold=(meta.objects or {}).get("mask_threshold", 0.5),
-            instances=instances,
-            border_px=round((meta.objects or {}).get("border_px", 1) * scale),
-        )
-        _stream(reader, predict, rows, tile, overlap, options, progress)
+        stream_scene(predict, meta, scene, plan, options, writer, instances, counts, progress)
         finish_outputs(writer, options, counts, instances)
-    return scene_result(meta, out, counts, scale, start, options, instances)
+    return scene_result(meta, out, counts, plan.scale, start, options, instances)
+
+
+def single_file(
+    meta: ModelMeta,
+    scene: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    folder: Path,
+) -> str:
+    """The scene as one raster of one data type: a list of co-registered rasters stacked
+    as in training, or a VRT of bands of different types, as a VRT in ``folder``."""
+    if not isinstance(scene, str | os.PathLike):
+        check_dates(meta, scene)
+        scene = stack_rasters(scene, folder / "stack.vrt", kind=meta.stack or "dates")
+    if len(set(raster_info(scene).dtypes)) > 1:
+        scene = uniform_scene(scene, folder / "uniform.vrt")
+    return str(scene)
 
 
 @dataclass(frozen=True)
@@ -186,6 +183,41 @@ def plan_scene(
     overlap = options.overlap if options.overlap is not None else tile // 8
     nodata = 255 if len(meta.classes) < 255 else 65535
     return ScenePlan(info, indexes, scale, tile, overlap, nodata)
+
+
+def stream_scene(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    meta: ModelMeta,
+    scene: str | os.PathLike[str],
+    plan: ScenePlan,
+    options: PredictOptions,
+    writer: ClassMapWriter,
+    instances: InstanceStream | None,
+    counts: np.ndarray,
+    progress: Callable[[int, int], None] | None = None,
+    rows: tuple[int, int] | None = None,
+) -> RowWriter:
+    """Run ``predict`` over the scene, or over its full-resolution ``rows`` only (a band),
+    into ``writer`` and ``instances``, adding class pixels to ``counts``.
+
+    Returns:
+        The row writer, whose ``chunks`` are the row counts it wrote at a time.
+    """
+    with SceneReader(scene, plan.info, plan.indexes, plan.scale, meta.mean) as reader:
+        row_writer = RowWriter(
+            writer,
+            reader,
+            mode=_mode(meta),
+            nodata=plan.nodata,
+            counts=counts,
+            threshold=(meta.objects or {}).get("mask_threshold", 0.5),
+            instances=instances,
+            border_px=round((meta.objects or {}).get("border_px", 1) * plan.scale),
+            rows=rows,
+        )
+        span = model_rows(*rows, plan.model_height, plan.info.height) if rows else None
+        _stream(reader, predict, row_writer, plan.tile, plan.overlap, options, progress, span)
+    return row_writer
 
 
 def open_outputs(
@@ -560,7 +592,7 @@ class RowWriter:
             torch.from_numpy(np.ascontiguousarray(rows)), size=self.width, mode="linear"
         ).numpy()
         self._emit(self.next_row, rows)
-        keep = int(np.floor(max((end + 0.5) * ratio - 0.5, 0.0)))
+        keep = int(_source_row(end, ratio))
         self.buffer = self.buffer[:, max(0, keep - self.top) :]
         self.top = max(self.top, keep)
         self.next_row = end
@@ -606,6 +638,11 @@ class RowWriter:
         return classes
 
 
+def _source_row(row: float, ratio: float) -> float:
+    """The model-resolution position (pixel centres aligned) of full-resolution ``row``."""
+    return max((row + 0.5) * ratio - 0.5, 0.0)
+
+
 def _emit_end(row: int, stop: int, available: int, model_height: int, height: int) -> int:
     """The full-resolution row up to which rows from ``row`` can be written once model rows
     ``[.., available)`` are final (each needs the two model rows it interpolates)."""
@@ -613,8 +650,7 @@ def _emit_end(row: int, stop: int, available: int, model_height: int, height: in
     ratio = model_height / height
     end = row
     while end < stop:
-        c = max((end + 0.5) * ratio - 0.5, 0.0)
-        if not final and int(c) + 1 >= available:
+        if not final and int(_source_row(end, ratio)) + 1 >= available:
             break
         end += 1
     return end
@@ -626,8 +662,8 @@ def model_rows(start: int, stop: int, model_height: int, height: int) -> tuple[i
     if model_height == height:
         return start, stop
     ratio = model_height / height
-    first = int(max((start + 0.5) * ratio - 0.5, 0.0))
-    last = min(int(max((stop - 0.5) * ratio - 0.5, 0.0)) + 1, model_height - 1)
+    first = int(_source_row(start, ratio))
+    last = min(int(_source_row(stop - 1, ratio)) + 1, model_height - 1)
     return min(first, model_height - 1), last + 1
 
 
