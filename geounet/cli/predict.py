@@ -124,6 +124,13 @@ def predict(
         resample=not no_resample,
         tta=tta,
     )
+    if cluster and scheduler:
+        raise click.UsageError("give --cluster or --scheduler, not both")
+    if band_rows and not (cluster or scheduler):
+        raise click.UsageError("--band-rows splits scenes for --cluster or --scheduler")
+    distributed = cluster or scheduler
+    # windows of each scene; on a cluster, one bar over the whole job's pixels
+    unit = {"unit": "px", "unit_scale": True} if distributed else {"unit": "win"}
     bars: list[tqdm] = []
 
     def progress(name: str):
@@ -132,38 +139,22 @@ def predict(
         bars.clear()
 
         def update(done: int, total: int) -> None:
-            if not bars:  # created at the first window: nothing is drawn before an error
-                bars.append(tqdm(desc=name, unit="win", disable=not progress_enabled(ctx)))
+            if not bars:  # created at the first report: nothing is drawn before an error
+                bars.append(tqdm(desc=name, disable=not progress_enabled(ctx), **unit))
             bar = bars[0]
             bar.total = total
             bar.update(done - bar.n)
 
         return update
 
-    if cluster and scheduler:
-        raise click.UsageError("give --cluster or --scheduler, not both")
-    if band_rows and not (cluster or scheduler):
-        raise click.UsageError("--band-rows splits scenes for --cluster or --scheduler")
-    distributed = cluster or scheduler
     with gu.cluster(cluster, scheduler) if distributed else contextlib.nullcontext() as client:
-
-        def job_progress(name: str):
-            def update(done: int, total: int) -> None:
-                if not bars:  # created at the first report: no bar is drawn before an error
-                    show = progress_enabled(ctx)
-                    bars.append(tqdm(desc=name, unit="px", unit_scale=True, disable=not show))
-                bars[0].total = total
-                bars[0].update(done - bars[0].n)
-
-            return update
-
         results = gu.predict_many(
             model,
             list(scenes),
             output,
             options,
             probabilities=probabilities,
-            progress=job_progress if distributed else progress,
+            progress=progress,
             client=client,
             band_rows=band_rows,
         )

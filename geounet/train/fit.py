@@ -521,7 +521,7 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool)
     the samplers shard their windows by rank themselves (:class:`RankShard`), so
     Lightning's distributed sampler is off."""
     tcfg = config.train
-    layout = parallel_layout(tcfg.device, tcfg.devices, tcfg.num_nodes)
+    per_node, nodes = parallel_layout(tcfg.device, tcfg.devices, tcfg.num_nodes)
     device = select_device(tcfg.device)
     loggers = [L.pytorch.loggers.CSVLogger(run_dir, name="", version="")]
     if tcfg.tensorboard:
@@ -529,7 +529,6 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool)
     last = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=run_dir, filename="last", save_top_k=0, save_last=True, enable_version_counter=False
     )
-    per_node, nodes = layout
     parallel = per_node * nodes > 1
     one = [device.index or 0] if device.type == "cuda" else 1
     devices = per_node if parallel else one
