@@ -18,7 +18,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 
@@ -26,8 +26,10 @@ from geounet.config import Config, load_config, require_training_inputs
 from geounet.infer.scene import PredictOptions, PredictResult
 from geounet.models.bundle import ModelMeta, load_bundle, read_meta
 from geounet.models.segmenter import Segmenter
-from geounet.train.fit import TrainResult
 from geounet.vectorize import VectorizeOptions
+
+if TYPE_CHECKING:  # lightning is imported by training only: prediction starts faster
+    from geounet.train.fit import TrainResult
 
 PathLike = str | os.PathLike[str]
 Progress = Callable[[int, int], None]

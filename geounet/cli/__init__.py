@@ -55,7 +55,14 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("geounet").setLevel(logging.INFO if verbosity >= 0 else logging.ERROR)
     if verbosity < 2:
-        for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "rasterio", "fiona"):
+        for noisy in (
+            "lightning",
+            "lightning.pytorch",
+            "lightning.fabric",
+            "rasterio",
+            "fiona",
+            "torch.utils.cpp_extension",  # "no CUDA runtime" when compiling on CPUs
+        ):
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

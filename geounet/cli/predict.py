@@ -28,9 +28,30 @@ from geounet.cli.options import (
     help="Output file (.tif for scenes; .png/.tif for chips; .nii.gz for volumes); with "
     "several inputs or a folder, a directory.",
 )
-@click.option("--tile-size", type=int, default=None, help="Window size in pixels [512].")
-@click.option("--overlap", type=int, default=None, help="Window overlap in pixels [tile/8].")
-@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option(
+    "--tile-size",
+    type=click.IntRange(min=16),
+    default=None,
+    help="Window size in pixels [up to 1024, shrunk to fit the scene evenly].",
+)
+@click.option(
+    "--overlap", type=click.IntRange(min=0), default=None, help="Window overlap in pixels [64]."
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Windows per forward pass [1 on CPUs, 4 on GPUs].",
+)
+@click.option(
+    "--compile",
+    "compile_mode",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Compile the model (torch.compile; the code is cached for later runs): auto does "
+    "when the scene is large enough to repay it.",
+)
 @click.option(
     "--no-resample",
     is_flag=True,
@@ -79,7 +100,8 @@ def predict(
     output: str,
     tile_size: int | None,
     overlap: int | None,
-    batch_size: int,
+    batch_size: int | None,
+    compile_mode: str,
     no_resample: bool,
     tta: bool,
     probabilities: bool,
@@ -119,6 +141,7 @@ def predict(
         tile=tile_size,
         overlap=overlap,
         batch_size=batch_size,
+        compile=compile_mode,
         device=device,
         precision=precision,
         resample=not no_resample,

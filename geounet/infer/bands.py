@@ -36,9 +36,9 @@ from geounet.infer.scene import (
     ScenePlan,
     _emit_end,
     finish_outputs,
-    make_predictor,
     open_outputs,
     plan_scene,
+    scene_predictor,
     scene_result,
     stream_scene,
 )
@@ -48,7 +48,6 @@ from geounet.io.windows import window_starts
 from geounet.io.write import ClassMapWriter, quantize
 from geounet.models.bundle import ModelMeta
 from geounet.models.segmenter import Segmenter
-from geounet.runtime import select_device
 
 PART_TAG = "GEOUNET_PART"
 OBJECT_CHANNELS = 3  # footprint, border, contact: what the instance splitter reads
@@ -140,8 +139,7 @@ def predict_band(
         The band's record: ``job``, ``class_pixels`` and the ``chunks`` it wrote.
     """
     plan = plan_scene(meta, scene, options)
-    device = select_device(options.device)
-    predict = make_predictor(model.to(device).eval().use_channels_last(), meta, device, options)
+    predict, options = scene_predictor(model, meta, plan, options, (band.start, band.stop))
     counts = np.zeros(len(meta.classes), dtype=np.int64)
     k = len(meta.classes) + 1 if meta.boundary else len(meta.classes)  # probability bands
     with contextlib.ExitStack() as stack:

@@ -112,7 +112,7 @@ def predict_raw(
             predict,
             tile=tile,
             overlap=[t // 2 for t in tile],
-            batch_size=options.batch_size,
+            batch_size=options.batch_size or 4,
             blend="gaussian",
             progress=progress,
         )
@@ -143,7 +143,7 @@ def _plane(image, predict, meta, options, progress) -> torch.Tensor:
         predict,
         tile=tile,
         overlap=[min(overlap, t - 1) for t in tile],
-        batch_size=options.batch_size,
+        batch_size=options.batch_size or 4,
         progress=progress,
     )
 
@@ -154,11 +154,11 @@ def _slices(volume, predict, context, meta, options, progress) -> torch.Tensor:
     tile = _tile(meta, options, volume.shape[2:])
     out = None
     if tile == list(volume.shape[2:]):  # whole slices fit: batch slices directly
-        for s0 in range(0, n, options.batch_size):
+        for s0 in range(0, n, options.batch_size or 4):
             batch = torch.stack(
                 [
                     torch.from_numpy(context_stack(volume.numpy(), s, context))
-                    for s in range(s0, min(n, s0 + options.batch_size))
+                    for s in range(s0, min(n, s0 + (options.batch_size or 4)))
                 ]
             )
             probs = predict(batch).float()
@@ -166,7 +166,7 @@ def _slices(volume, predict, context, meta, options, progress) -> torch.Tensor:
                 out = torch.zeros(probs.shape[1], n, *volume.shape[2:])
             out[:, s0 : s0 + len(probs)] = probs.transpose(0, 1)
             if progress is not None:
-                progress(min(n, s0 + options.batch_size), n)
+                progress(min(n, s0 + (options.batch_size or 4)), n)
         return out
     for s in range(n):
         plane = torch.from_numpy(context_stack(volume.numpy(), s, context))

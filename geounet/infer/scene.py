@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from scipy import ndimage
 
 from geounet.errors import DataError
 from geounet.infer.accumulate import BlendAccumulator
+from geounet.infer.compiled import AdaptiveForward, forward_key
 from geounet.infer.instances import InstanceParams, InstanceStream
 from geounet.infer.sliding import blend_weights
 from geounet.io.raster import RasterInfo, open_raster, raster_info
@@ -50,11 +52,12 @@ log = logging.getLogger(__name__)
 class PredictOptions:
     """How to run a model over a scene."""
 
-    tile: int | None = None
-    overlap: int | None = None
-    batch_size: int = 4
+    tile: int | None = None  # None: fitted to the scene, up to MAX_TILE (see plan_scene)
+    overlap: int | None = None  # None: MIN_OVERLAP
+    batch_size: int | None = None  # None: 1 window on CPUs, 4 on GPUs
     device: str = "auto"
     precision: str = "auto"
+    compile: str = "auto"  # "auto", "on" or "off": see geounet.infer.compiled
     resample: bool = True
     blend: str = "cosine"
     tta: bool = False
@@ -111,8 +114,7 @@ def predict_scene(
     start = time.perf_counter()
     options = options or PredictOptions()
     plan = plan_scene(meta, scene, options)
-    device = select_device(options.device)
-    predict = make_predictor(model.to(device).eval().use_channels_last(), meta, device, options)
+    predict, options = scene_predictor(model, meta, plan, options)
     counts = np.zeros(len(meta.classes), dtype=np.int64)
     with contextlib.ExitStack() as stack:
         writer, instances = open_outputs(stack, meta, plan, out, options)
@@ -136,6 +138,14 @@ def single_file(
     return str(scene)
 
 
+# Default windows: up to MAX_TILE px a side, at least MIN_OVERLAP px shared, shrunk to
+# fit the scene evenly (benchmarks/inference.py: 1024 px windows compute each pixel
+# 1.2 times on a 4096 px scene, 512 px windows overlapping by 128 px 1.9 times)
+MAX_TILE = 1024
+MIN_OVERLAP = 64
+STRIDE = 32  # window sides stay multiples of the networks' stride
+
+
 @dataclass(frozen=True)
 class ScenePlan:
     """How a scene is read for a model: bands, resampling, windows, class-map nodata."""
@@ -143,14 +153,45 @@ class ScenePlan:
     info: RasterInfo
     indexes: list[int]
     scale: float  # the scene shrinks by this factor to the model's resolution
-    tile: int
-    overlap: int
+    tile: int  # window rows
+    overlap: int  # at least this many pixels shared by neighbouring windows
     nodata: int
+    tile_cols: int | None = None  # window columns (None: ``tile``)
 
     @property
     def model_height(self) -> int:
         """Rows of the scene at the model's resolution."""
         return max(1, round(self.info.height / self.scale))
+
+    @property
+    def model_width(self) -> int:
+        """Columns of the scene at the model's resolution."""
+        return max(1, round(self.info.width / self.scale))
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """The (rows, columns) of every window, clipped to the scene."""
+        cols = self.tile_cols or self.tile
+        return min(self.tile, self.model_height), min(cols, self.model_width)
+
+
+def fit_tile(size: int, tile: int, overlap: int, stride: int = STRIDE) -> int:
+    """The smallest window (a multiple of ``stride``, at most ``tile``) that covers
+    ``size`` pixels with as few windows as ``tile`` needs, overlapping by ``overlap``
+    or more: the windows' spare overlap shrinks instead of being computed."""
+    if size <= tile:
+        return size
+    count = len(window_starts(size, tile, overlap))
+    fitted = -(-(size - overlap) // count) + overlap
+    return min(tile, -(-fitted // stride) * stride)
+
+
+def batch_size(options: PredictOptions, device: torch.device) -> int:
+    """Windows per forward pass: the option, else 1 on CPUs (one large window keeps the
+    caches warm) and 4 on GPUs."""
+    if options.batch_size is not None:
+        return options.batch_size
+    return 4 if device.type == "cuda" else 1
 
 
 def plan_scene(
@@ -179,10 +220,16 @@ def plan_scene(
             f"{options.instances}: this model predicts classes, not separate objects; "
             "train with objects.enabled: true to write an instance map"
         )
-    tile = options.tile or max(meta.tile_size, 512)
-    overlap = options.overlap if options.overlap is not None else tile // 8
+    overlap = options.overlap if options.overlap is not None else MIN_OVERLAP
+    if options.tile:
+        tile = cols = options.tile
+    else:
+        largest = max(meta.tile_size, MAX_TILE)
+        height, width = max(1, round(info.height / scale)), max(1, round(info.width / scale))
+        tile = fit_tile(height, largest, min(overlap, largest - 1))
+        cols = fit_tile(width, largest, min(overlap, largest - 1))
     nodata = 255 if len(meta.classes) < 255 else 65535
-    return ScenePlan(info, indexes, scale, tile, overlap, nodata)
+    return ScenePlan(info, indexes, scale, tile, overlap, nodata, cols)
 
 
 def stream_scene(
@@ -216,7 +263,7 @@ def stream_scene(
             rows=rows,
         )
         span = model_rows(*rows, plan.model_height, plan.info.height) if rows else None
-        _stream(reader, predict, row_writer, plan.tile, plan.overlap, options, progress, span)
+        _stream(reader, predict, row_writer, plan, options, progress, span)
     return row_writer
 
 
@@ -294,20 +341,67 @@ def scene_result(
     )
 
 
+def scene_predictor(
+    model: Segmenter,
+    meta: ModelMeta,
+    plan: ScenePlan,
+    options: PredictOptions,
+    rows: tuple[int, int] | None = None,
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], PredictOptions]:
+    """The predictor of a planned scene (or of its full-resolution ``rows``): the model
+    on the chosen device, compiled when the scene's windows repay it; and the options
+    with the batch size settled for the device."""
+    device = select_device(options.device)
+    options = dataclasses.replace(options, batch_size=batch_size(options, device))
+    th, tw = plan.window
+    overlap = min(plan.overlap, th - 1), min(plan.overlap, tw - 1)
+    n_rows = len(window_starts(plan.model_height, th, overlap[0]))
+    windows = n_rows * len(window_starts(plan.model_width, tw, overlap[1]))
+    if rows is not None:
+        windows = -(-windows * (rows[1] - rows[0]) // plan.info.height)
+    model = model.to(device).eval().use_channels_last()
+    return make_predictor(model, meta, device, options, windows=windows, window=(th, tw)), options
+
+
 def make_predictor(
-    model: Segmenter, meta: ModelMeta, device: torch.device, options: PredictOptions
+    model: Segmenter,
+    meta: ModelMeta,
+    device: torch.device,
+    options: PredictOptions,
+    *,
+    windows: int = 0,
+    window: tuple[int, ...] | None = None,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Batch of raw windows -> class probabilities, with autocast and optional TTA."""
+    """Batch of raw windows -> class probabilities, with autocast and optional TTA.
+
+    Given the ``windows`` to come and their ``window`` shape, the forward pass compiles
+    itself when that repays it (``options.compile``, :mod:`geounet.infer.compiled`).
+    """
     dtype = autocast_dtype(device, options.precision)
     binary = meta.sigmoid
 
-    def forward(batch: torch.Tensor) -> torch.Tensor:
-        with (
-            torch.inference_mode(),
-            torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
-        ):
+    def core(batch: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(batch).float()
         return torch.sigmoid(logits) if binary else logits.softmax(1)
+
+    run: Callable[[torch.Tensor], torch.Tensor] = core
+    if window is not None and options.compile != "off":
+        passes = (8 if len(set(window)) == 1 else 4) if options.tta else 1
+        batch = options.batch_size or 1
+        key = forward_key(
+            json.dumps([meta.architecture, meta.arguments, meta.in_channels, meta.out_channels]),
+            (batch, meta.in_channels, *window),
+            dtype,
+            device.type,
+        )
+        run = AdaptiveForward(
+            core, mode=options.compile, total=windows * passes, batch=batch, key=key
+        )
+
+    def forward(batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return run(batch)
 
     def predict(batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(device, non_blocking=True)
@@ -333,8 +427,7 @@ def _stream(
     reader: SceneReader,
     predict: Callable[[torch.Tensor], torch.Tensor],
     rows: RowWriter,
-    tile: int,
-    overlap: int,
+    plan: ScenePlan,
     options: PredictOptions,
     progress: Callable[[int, int], None] | None,
     model_rows: tuple[int, int] | None = None,
@@ -346,12 +439,13 @@ def _stream(
     stream gives them, so that bands predicted apart assemble into the identical map.
     """
     height, width = reader.shape
-    th, tw = min(tile, height), min(tile, width)
-    row_starts = window_starts(height, th, min(overlap, th - 1))
-    col_starts = window_starts(width, tw, min(overlap, tw - 1))
+    th, tw = plan.window
+    row_starts = window_starts(height, th, min(plan.overlap, th - 1))
+    col_starts = window_starts(width, tw, min(plan.overlap, tw - 1))
     m0, m1 = model_rows or (0, height)
     todo = [i for i, r0 in enumerate(row_starts) if r0 < m1 and r0 + th > m0]
-    weight = blend_weights((th, tw), options.blend)
+    weights = EdgeWeights((th, tw), (height, width), options.blend, plan.overlap)
+    batch = options.batch_size or 1
     total, done = len(todo) * len(col_starts), 0
     acc = BlendAccumulator((th, width))
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -361,11 +455,11 @@ def _stream(
             band = pending.result()
             if k + 1 < len(todo):
                 pending = pool.submit(reader.read, row_starts[todo[k + 1]], th)
-            for b in range(0, len(col_starts), options.batch_size):
-                cols = col_starts[b : b + options.batch_size]
+            for b in range(0, len(col_starts), batch):
+                cols = col_starts[b : b + batch]
                 probs = predict(torch.stack([band.window(c, tw) for c in cols]))
                 for j, p in enumerate(probs):
-                    acc.add(p, weight, (0, col_starts[b + j]))
+                    acc.add(p, weights.at(r0, col_starts[b + j]), (0, col_starts[b + j]))
                 done += len(probs)
                 if progress is not None:
                     progress(done, total)
@@ -376,6 +470,44 @@ def _stream(
             if hi > lo:
                 rows.put(lo, finished[:, lo - r0 : hi - r0])
         rows.close()
+
+
+class EdgeWeights:
+    """Blending weights of the windows of a scene, with an edge crop: the outer quarter
+    of the overlap along a window side inside the scene gets no weight (a window's
+    border pixels see the least context), so neighbours blend only over the rest of the
+    overlap and seams stay invisible; sides on the scene's border keep their pixels.
+
+    Args:
+        window: (rows, columns) of every window.
+        scene: (rows, columns) of the scene.
+        blend: Blend mode (:func:`geounet.infer.sliding.blend_weights`).
+        overlap: The windows' minimum overlap.
+    """
+
+    def __init__(
+        self, window: tuple[int, int], scene: tuple[int, int], blend: str, overlap: int
+    ) -> None:
+        self.window, self.scene, self.blend = window, scene, blend
+        self.edges = tuple(
+            min(overlap, n - 1) // 4 if n < size else 0
+            for n, size in zip(window, scene, strict=True)
+        )
+        self.cache: dict[tuple[bool, ...], torch.Tensor] = {}
+
+    def at(self, row: int, col: int) -> torch.Tensor:
+        """The weights of the window whose top left corner is at (row, col)."""
+        key = (
+            row == 0,
+            row + self.window[0] >= self.scene[0],
+            col == 0,
+            col + self.window[1] >= self.scene[1],
+        )
+        if key not in self.cache:
+            self.cache[key] = blend_weights(
+                self.window, self.blend, edge=self.edges, keep=(key[:2], key[2:])
+            )
+        return self.cache[key]
 
 
 def _mode(meta: ModelMeta) -> str:

@@ -51,19 +51,30 @@ def _outer(profiles: Sequence[Tensor]) -> Tensor:
     return torch.where(w > 0, w.clamp_min(_MIN_WEIGHT), 0.0).float()
 
 
-def blend_weights(tile: tuple[int, ...], mode: str = "cosine", *, edge: int = 0) -> Tensor:
+def blend_weights(
+    tile: tuple[int, ...],
+    mode: str = "cosine",
+    *,
+    edge: int | Sequence[int] = 0,
+    keep: Sequence[tuple[bool, bool]] | None = None,
+) -> Tensor:
     """Per-pixel blending weights of shape ``tile`` (2D or 3D), max 1.
 
     Args:
         tile: Window size per spatial axis.
         mode: ``"constant"`` (ones), ``"cosine"`` (raised-cosine) or ``"gaussian"``
             (sigma = size / 8); non-constant weights are clamped to >= 1e-3.
-        edge: Pixels zeroed along every window border.
+        edge: Pixels zeroed along every window border (int or per axis).
+        keep: Per axis, whether the low and the high border keep their edge pixels
+            (sides on the image's border, which no other window covers).
 
     Raises:
         DataError: On an unknown mode or an edge leaving no pixel.
     """
-    return _outer([_profile(int(n), mode, edge) for n in tile])
+    edges = _per_axis(edge, len(tile), "edge")
+    keep = keep or [(False, False)] * len(tile)
+    axes = zip(tile, edges, keep, strict=True)
+    return _outer([_profile(int(n), mode, e, lo, hi) for n, e, (lo, hi) in axes])
 
 
 def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
@@ -139,9 +150,7 @@ def sliding_window_predict(
     def window_weight(w: tuple[int, ...]) -> Tensor:
         key = tuple((s == 0, s + t == n) for s, t, n in zip(w, tiles, padded, strict=True))
         if key not in cache:
-            axes = zip(tiles, edges, key, strict=True)
-            profiles = [_profile(t, blend, e, lo, hi) for t, e, (lo, hi) in axes]
-            cache[key] = _outer(profiles).to(image.device)
+            cache[key] = blend_weights(tiles, blend, edge=edges, keep=key).to(image.device)
         return cache[key]
 
     windows = list(itertools.product(*starts))
