@@ -128,6 +128,9 @@ class TrainConfig:
     devices: int | str = 1
     num_nodes: int | str = 1
     strategy: Literal["auto", "ddp"] = "auto"
+    # compile the training step (torch.compile): auto = on GPUs, where it pays; on CPUs
+    # it measured no faster (docs/inference.md, benchmarks/train_compile.py)
+    compile: Literal["auto", "on", "off"] = "auto"
 
 
 @dataclass

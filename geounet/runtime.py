@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import torch
 
@@ -95,3 +96,23 @@ def launcher_layout() -> tuple[int, int] | None:
         nodes = int(env.get("SLURM_NNODES", env.get("SLURM_JOB_NUM_NODES", "1")))
         return max(1, tasks // nodes), nodes
     return None
+
+
+def cache_root() -> Path:
+    """Where geounet caches compiled code: ``$GEOUNET_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/geounet``, else ``~/.cache/geounet``."""
+    if os.environ.get("GEOUNET_CACHE_DIR"):
+        return Path(os.environ["GEOUNET_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "geounet"
+
+
+def use_compile_cache() -> None:
+    """Keep torch.compile's code cache under :func:`cache_root` (unless the user set
+    ``TORCHINDUCTOR_CACHE_DIR``): it survives reboots, unlike the default in /tmp."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if current is None or os.path.abspath(current) == os.path.abspath(default_cache_dir()):
+        # unset, or set to the default by an import (lightning sets it)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_root() / "inductor")

@@ -14,15 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from geounet.errors import GeounetError
+from geounet.runtime import cache_root, use_compile_cache
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +31,6 @@ COMPILE_MODES = ("auto", "on", "off")
 WARM_PAYBACK_S = 120.0
 COLD_PAYBACK_S = 360.0
 _TIMED_CALLS = 2  # eager calls timed (after the first, which warms up) before deciding
-
-
-def cache_root() -> Path:
-    """Where geounet caches compiled code: ``$GEOUNET_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/geounet``, else ``~/.cache/geounet``."""
-    if os.environ.get("GEOUNET_CACHE_DIR"):
-        return Path(os.environ["GEOUNET_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "geounet"
 
 
 def check_mode(mode: str) -> str:
@@ -131,7 +121,7 @@ class AdaptiveForward:
         return True
 
     def _compile(self) -> None:
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
+        use_compile_cache()
         try:
             self.compiled = torch.compile(self.eager, dynamic=False, options={"freezing": True})
         except Exception as exc:  # torch.compile itself refuses (platform, Python version)

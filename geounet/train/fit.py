@@ -37,12 +37,18 @@ from geounet.io.raster import raster_info, resample_to
 from geounet.io.stack import acquisition_date, stack_rasters, uniform_scene
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
-from geounet.runtime import autocast_dtype, is_rank_zero, launcher_layout, select_device
+from geounet.runtime import (
+    autocast_dtype,
+    is_rank_zero,
+    launcher_layout,
+    select_device,
+    use_compile_cache,
+)
 from geounet.train.losses import build_loss, build_object_loss
 from geounet.train.task import BestModelSaver, SegmentationTask, Throughput
 
 if TYPE_CHECKING:  # configuration is read by geounet.api; fit takes the parsed sections
-    from geounet.config import Config
+    from geounet.config import Config, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +367,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         seed=tcfg.seed,
         objects=meta.objects is not None and not meta.boundary,
         ema=tcfg.ema,
+        compile_model=_compile_training(tcfg),
     )
     model_path = run_dir / MODEL_FILE
 
@@ -693,6 +700,16 @@ def _merge_epoch_rows(path: Path, previous: list[dict[str, str]] = ()) -> None:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(sorted(merged.values(), key=lambda r: int(r["epoch"])))
+
+
+def _compile_training(tcfg: TrainConfig) -> bool:
+    """Whether to compile the training step: ``train.compile`` on, or auto on a GPU."""
+    if tcfg.compile == "auto":
+        return select_device(tcfg.device).type == "cuda"
+    if tcfg.compile == "on":
+        use_compile_cache()
+        log.info("compiling the training step (the first steps take longer)")
+    return tcfg.compile == "on"
 
 
 def _lightning_precision(device: torch.device, precision: str) -> str:

@@ -39,6 +39,8 @@ class SegmentationTask(L.LightningModule):
             bit-packed (:mod:`geounet.data.objects`); validation scores the footprint.
         ema: Decay of an exponential moving average of the weights and batch-norm
             statistics, used for validation and saved as the model; None: off.
+        compile_model: Compile the training forward (and backward) pass with
+            torch.compile; validation stays eager.
     """
 
     def __init__(
@@ -57,9 +59,13 @@ class SegmentationTask(L.LightningModule):
         seed: int = 0,
         objects: bool = False,
         ema: float | None = None,
+        compile_model: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
+        # the training forward pass compiled (a function, not a submodule: the weights and
+        # checkpoints keep their names)
+        self.train_forward = torch.compile(model.forward) if compile_model else model.forward
         self.num_classes = num_classes
         self.loss = loss if loss is not None else SegmentationLoss()
         self.optimizer_name = optimizer
@@ -107,7 +113,7 @@ class SegmentationTask(L.LightningModule):
         image, mask = batch["image"], batch["mask"]
         if self.augment is not None:
             image, mask = self.augment(image, mask)
-        loss = self.loss(self(image), mask)
+        loss = self.loss(self.train_forward(image), mask)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 

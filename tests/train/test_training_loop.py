@@ -130,3 +130,24 @@ def test_ema_weights_are_validated_saved_and_resumed(scene, tmp_path: Path) -> N
     for key in saved:
         torch.testing.assert_close(saved[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
     assert resumed.best_val_iou == pytest.approx(straight.best_val_iou, abs=1e-4)
+
+
+def test_compiled_training_step(scene, tmp_path: Path, monkeypatch) -> None:
+    """train.compile: on compiles the training step (inductor); weights keep their names."""
+    monkeypatch.setenv("GEOUNET_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: calls.append(fn) or real(fn, **kw))
+    img, labels = scene
+    run = tmp_path / "run"
+    config = _config(run, img, labels, **{"train.max_epochs": 1, "train.compile": "on"})
+    result = fit(config, progress=False)
+    assert len(calls) == 1 and (tmp_path / "cache" / "inductor").is_dir()
+    from geounet.models.bundle import load_bundle
+
+    model, _ = load_bundle(result.model_path)  # keys without torch.compile's prefix
+    assert not any("_orig_mod" in k for k in model.state_dict())
+    assert float(_rows(run)[0]["train_loss"]) > 0
+    fresh = fit(_config(tmp_path / "eager", img, labels, **{"train.max_epochs": 1}), progress=False)
+    assert len(calls) == 1  # auto: not on CPUs
+    assert fresh.model_path.exists()
