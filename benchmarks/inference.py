@@ -1,10 +1,12 @@
-"""Scene inference benchmark: streaming `predict_scene` against the bare model, bf16 against
-fp32, peak memory on 4096^2 and 16384^2 scenes, and MONAI's sliding_window_inference.
+"""Scene inference benchmark: `geounet predict` at its defaults against MONAI's
+sliding_window_inference (Gaussian, fp32 and bf16) and against its own previous settings
+(512 px windows, overlap 128, batch 4), pixel agreement with the fp32 Gaussian reference,
+peak memory on 4096^2 and 16384^2 scenes.
 
 Every case runs in a fresh process (peak RSS is per process). Scenes are generated
-(tiles of the sample-scene generator) into a temporary folder.
+(tiles of the sample-scene generator) into a temporary folder, or given (--scene).
 
-    .venv/bin/python benchmarks/inference.py [--big 16384] [--model '{encoder: resnet18}']
+    .venv/bin/python benchmarks/inference.py [--scene S.tif] [--big 16384] [--model M]
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from _rss import peak_rss_mb  # benchmarks/ is on sys.path when run as a script
 
-TILE, OVERLAP, BATCH = 512, 64, 4
+TILE, OVERLAP, BATCH = 512, 128, 4  # MONAI's and geounet's previous settings
 
 
 def make_scene(path: Path, size: int) -> Path:
@@ -84,11 +86,14 @@ def case(kind: str, scene: str, precision: str, arguments: str, out: str) -> dic
     with rasterio.open(scene) as src:
         height, width = src.shape
     start = time.perf_counter()
-    if kind == "geounet":
+    if kind == "geounet":  # defaults: windows, batch, precision and compilation
+        predict_scene(model, meta, scene, out, PredictOptions(device="cpu"))
+    elif kind == "geounet-before":  # the settings before this version's defaults
         options = PredictOptions(
-            tile=TILE, overlap=OVERLAP, batch_size=BATCH, device="cpu", precision=precision
-        )
-        predict_scene(model, meta, scene, out, options)  # resamples if trained at another res
+            tile=TILE, overlap=OVERLAP, batch_size=BATCH, device="cpu", precision=precision,
+            compile="off",
+        )  # fmt: skip
+        predict_scene(model, meta, scene, out, options)
     elif kind == "bare":
         # the same windows through the same model on in-memory tensors, no I/O, no blending
         from geounet.io.windows import window_starts
@@ -118,14 +123,17 @@ def case(kind: str, scene: str, precision: str, arguments: str, out: str) -> dic
                 image,
                 (TILE, TILE),
                 BATCH,
-                lambda b: torch.sigmoid(model(b).float()),
+                lambda b: (
+                    torch.sigmoid(model(b).float()) if meta.sigmoid else model(b).float().softmax(1)
+                ),
                 overlap=OVERLAP / TILE,
                 mode="gaussian",
             )
         with rasterio.open(scene) as src:
             profile = src.profile | {"count": 1, "compress": "deflate"}
         with rasterio.open(out, "w", **profile) as dst:
-            dst.write((probs[0, 0] > 0.5).numpy().astype("uint8"), 1)
+            classes = probs[0, 0] > 0.5 if meta.sigmoid else probs[0].argmax(0)
+            dst.write(classes.numpy().astype("uint8"), 1)
     seconds = time.perf_counter() - start
     return {
         "kind": kind,
@@ -149,19 +157,28 @@ def agreement(a: Path, b: Path) -> float:
     import rasterio
 
     with rasterio.open(a) as x, rasterio.open(b) as y:
-        return float((x.read(1) == y.read(1)).mean())
+        mine, reference = x.read(1), y.read(1)
+        valid = mine != (x.nodata if x.nodata is not None else 255)
+        return float((mine[valid] == reference[valid]).mean())
 
 
 def main() -> None:
     """Run the cases and print Markdown tables with ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--scene", default=None, help="a real scene instead of a generated one")
     parser.add_argument("--big", type=int, default=16384, help="0 skips the big scene")
     parser.add_argument(
+        "--bf16",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="also run MONAI in bf16 (auto: on CPUs with native bf16 instructions)",
+    )
+    parser.add_argument(
         "--model",
-        default="{encoder: resnet18}",
-        help="U-Net arguments (random weights) or a trained .safetensors bundle (better for "
-        "the bf16/fp32 agreement: random weights put most probabilities near 0.5)",
+        default="{encoder: resnet34}",
+        help="U-Net arguments (random weights) or a trained .safetensors bundle (needed for "
+        "a meaningful agreement: random weights put most probabilities near 0.5)",
     )
     parser.add_argument("--case", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -169,42 +186,59 @@ def main() -> None:
         os.environ.setdefault("GDAL_CACHEMAX", "64")  # as the geounet CLI does
         print(json.dumps(case(*args.case)))
         return
+    from geounet.runtime import cpu_has_fast_bf16
+
+    bf16 = args.bf16 == "yes" or (args.bf16 == "auto" and cpu_has_fast_bf16())
     tmp = Path(tempfile.mkdtemp())
-    scene = make_scene(tmp / "scene.tif", args.size)
-    out = {k: tmp / f"{k}.tif" for k in ("geo_bf16", "geo_fp32", "bare", "monai")}
-    geo = run("geounet", scene, "bf16", args.model, out["geo_bf16"])
-    geo32 = run("geounet", scene, "fp32", args.model, out["geo_fp32"])
-    bare = run("bare", scene, "bf16", args.model, out["bare"])
-    monai = run("monai", scene, "bf16", args.model, out["monai"])
-    print(f"model unet {args.model}, tile {TILE}, overlap {OVERLAP}, batch {BATCH}, CPU")
-    print(f"\n{args.size} x {args.size} scene")
+    scene = Path(args.scene) if args.scene else make_scene(tmp / "scene.tif", args.size)
+    out = {k: tmp / f"{k}.tif" for k in ("geo", "before", "monai32", "monai16")}
+    runs = {
+        "geo": run("geounet", scene, "auto", args.model, out["geo"]),
+        "before": run("geounet-before", scene, "auto", args.model, out["before"]),
+        "monai32": run("monai", scene, "fp32", args.model, out["monai32"]),
+    }
+    if bf16:
+        runs["monai16"] = run("monai", scene, "bf16", args.model, out["monai16"])
+    geo = runs["geo"]
+    print(f"model unet {args.model}, CPU, fast bf16: {cpu_has_fast_bf16()}")
+    print(f"\n{scene.name}: {geo['pixels'] / 1e6:.1f} MPix")
     print("| run | MPix/s | seconds | peak RSS (MB) |")
     print("|---|---:|---:|---:|")
-    for name, r in (
-        ("geounet predict, bf16", geo),
-        ("geounet predict, fp32", geo32),
-        ("bare model forward, same windows, bf16", bare),
-        ("MONAI sliding_window_inference (Gaussian, scene in memory), bf16", monai),
-    ):
-        print(f"| {name} | {r['mpix_s']:.2f} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
+    names = {
+        "geo": "geounet predict, defaults",
+        "before": f"geounet predict, tile {TILE}, overlap {OVERLAP}, batch {BATCH}, eager",
+        "monai32": "MONAI sliding_window_inference, Gaussian, fp32",
+        "monai16": "MONAI sliding_window_inference, Gaussian, bf16",
+    }
+    for key, r in runs.items():
+        print(f"| {names[key]} | {r['mpix_s']:.3f} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
     print("\n| ratio | value |")
     print("|---|---:|")
-    print(f"| geounet predict / bare forward (bf16) | **{geo['mpix_s'] / bare['mpix_s']:.2f}** |")
-    print(f"| bf16 speed-up over fp32 (geounet predict) | {geo['mpix_s'] / geo32['mpix_s']:.2f} |")
-    same = agreement(out["geo_bf16"], out["geo_fp32"])
-    print(f"| pixels with the same class, bf16 vs fp32 | {same:.4%} |")
-    print(f"| geounet / MONAI speed | {geo['mpix_s'] / monai['mpix_s']:.2f} |")
-    print(f"| geounet / MONAI peak RSS | {geo['peak_rss_mb'] / monai['peak_rss_mb']:.2f} |")
+
+    def ratio(name: str, key: str, field: str, bold: bool = False) -> None:
+        value = f"{geo[field] / runs[key][field]:.2f}"
+        print(f"| {name} | {'**' + value + '**' if bold else value} |")
+
+    ratio("geounet defaults / MONAI fp32, speed", "monai32", "mpix_s", True)
+    if bf16:
+        ratio("geounet defaults / MONAI bf16, speed", "monai16", "mpix_s", True)
+    ratio("geounet defaults / previous settings, speed", "before", "mpix_s")
+    ratio("geounet defaults / previous settings, peak RSS", "before", "peak_rss_mb")
+    ratio("geounet defaults / MONAI fp32, peak RSS", "monai32", "peak_rss_mb")
+    same = agreement(out["geo"], out["monai32"])
+    print(f"| pixels agreeing with the fp32 Gaussian reference (MONAI) | **{same:.4%}** |")
     if args.big:
         big = make_scene(tmp / "big.tif", args.big)
-        geo_big = run("geounet", big, "bf16", args.model, tmp / "big_out.tif")
-        print("\n| scene | MPix/s | peak RSS (MB) |")
-        print("|---|---:|---:|")
-        print(f"| {args.size}^2 | {geo['mpix_s']:.2f} | {geo['peak_rss_mb']:.0f} |")
-        print(f"| {args.big}^2 | {geo_big['mpix_s']:.2f} | {geo_big['peak_rss_mb']:.0f} |")
-        print(
-            f"| ratio big / small RSS | | **{geo_big['peak_rss_mb'] / geo['peak_rss_mb']:.2f}** |"
+        small = run(
+            "geounet", make_scene(tmp / "small.tif", 4096), "auto", args.model, tmp / "s.tif"
         )
+        geo_big = run("geounet", big, "auto", args.model, tmp / "big_out.tif")
+        print("\n| generated scene | MPix/s | peak RSS (MB) |")
+        print("|---|---:|---:|")
+        print(f"| 4096^2 | {small['mpix_s']:.3f} | {small['peak_rss_mb']:.0f} |")
+        print(f"| {args.big}^2 | {geo_big['mpix_s']:.3f} | {geo_big['peak_rss_mb']:.0f} |")
+        ratio = geo_big["peak_rss_mb"] / small["peak_rss_mb"]
+        print(f"| ratio big / small RSS | | **{ratio:.2f}** |")
 
 
 if __name__ == "__main__":
