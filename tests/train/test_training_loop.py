@@ -135,6 +135,7 @@ def test_ema_weights_are_validated_saved_and_resumed(scene, tmp_path: Path) -> N
 def test_compiled_training_step(scene, tmp_path: Path, monkeypatch) -> None:
     """train.compile: on compiles the training step (inductor); weights keep their names."""
     monkeypatch.setenv("GEOUNET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)  # set by earlier tests
     calls = []
     real = torch.compile
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: calls.append(fn) or real(fn, **kw))
