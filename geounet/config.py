@@ -7,6 +7,7 @@ any work starts. Relative paths are taken relative to the current directory.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -22,6 +23,8 @@ from geounet.io.atomic import write_yaml
 
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
+
+_KINDS = {float: "a number", int: "a whole number", str: "a string", bool: "true or false"}
 
 LOSSES = ("bce", "ce", "dice", "jaccard", "focal", "tversky", "lovasz", "cldice")
 
@@ -235,10 +238,7 @@ def load_config(
         p = Path(path)
         if not p.exists():
             raise InputFileNotFoundError(f"{p}: config file not found")
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+        raw = read_yaml(p) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: the config must be a mapping of sections")
     for item in overrides:
@@ -248,11 +248,50 @@ def load_config(
     return config
 
 
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file with plain values only (no tags that build objects).
+
+    Raises:
+        ConfigError: One line naming the file, the line and what to change.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a text file (byte {exc.start} is not UTF-8); give a YAML config "
+            "such as configs/buildings.yaml"
+        ) from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path}: is a folder; give a YAML config file") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: {_yaml_problem(exc)}") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong in a YAML text and what to change, in a few words."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    tag = re.search(r"tag '?tag:yaml\.org,2002:([^' ]+)", problem)
+    if tag:
+        return f"the tag !!{tag[1]} is not allowed; a config holds plain values only"
+    if "found character '\\t'" in problem:
+        return "a tab indents this line; indent YAML with spaces"
+    return f"not valid YAML ({problem}); fix the syntax there"
+
+
 def _apply_override(raw: dict[str, Any], item: str) -> None:
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.max_epochs=5")
-    value = yaml.safe_load(text) if text.strip() else None
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"--set {item!r}: the value is not valid YAML ({_yaml_problem(exc)}); quote it"
+        ) from exc
     node = raw
     *parents, leaf = key.strip().split(".")
     for part in parents:
@@ -316,17 +355,20 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        if args and args[1] is float:  # e.g. loss weights
+            return {k: _coerce(v, float, f"{key}.{k}") for k, v in value.items()}
         return dict(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
         # YAML 1.1 (PyYAML) reads exponents without a dot, such as 1e-4, as strings.
-        return float(value)
+        value = float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {key!r} must be a finite number, got {value}")
     if hint is Any or (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
         return value
-    raise ConfigError(
-        f"config key {key!r} must be {getattr(hint, '__name__', hint)}, got {value!r}"
-    )
+    kind = _KINDS.get(hint, getattr(hint, "__name__", str(hint)))
+    raise ConfigError(f"config key {key!r} must be {kind}, got {value!r}")
 
 
 def _check_values(config: Config) -> None:
@@ -401,6 +443,7 @@ def _check_values(config: Config) -> None:
             "must be > 0",
         ),
     ]
+    checks += _more_checks(config)
     for ok, key, message in checks:
         if not ok:
             raise ConfigError(f"config key {key!r} {message}")
@@ -415,6 +458,71 @@ def _check_values(config: Config) -> None:
             raise ConfigError(
                 f"config key 'train.loss.{name}' is not a loss; use {', '.join(LOSSES)}"
             )
+
+
+def _more_checks(config: Config) -> list[tuple[bool, str, str]]:
+    """Ranges of the augmentation, loss and band keys: (ok, key, what to change)."""
+    data, train, aug = config.data, config.train, config.augmentation
+    checks = [
+        (0 <= getattr(aug, k) <= 1, f"augmentation.{k}", "is a probability: must be in [0, 1]")
+        for k in ("flip", "rotate90", "elastic")
+    ]
+    checks += [
+        (0 <= getattr(aug, k) <= 1, f"augmentation.{k}", "must be in [0, 1] (a relative change)")
+        for k in ("brightness", "contrast", "gain", "saturation")
+    ]
+    checks += [
+        (0 <= aug.rotate <= 180, "augmentation.rotate", "must be in [0, 180] degrees"),
+        (aug.noise >= 0, "augmentation.noise", "must be >= 0"),
+        (
+            aug.scale is None or (len(aug.scale) == 2 and 0 < aug.scale[0] <= aug.scale[1]),
+            "augmentation.scale",
+            "must be [low, high] with 0 < low <= high, e.g. [0.8, 1.25], or null",
+        ),
+        (train.weight_decay >= 0, "train.weight_decay", "must be >= 0"),
+        (train.patience >= 1, "train.patience", "must be at least 1 (epochs)"),
+        (train.seed >= 0, "train.seed", "must be >= 0"),
+        (
+            isinstance(train.tile_size, int) or len(train.tile_size) in (2, 3),
+            "train.tile_size",
+            "must be one size or a list of 2 or 3 sizes",
+        ),
+        (
+            all(w >= 0 for w in train.loss.values())
+            and (not train.loss or any(train.loss.values())),
+            "train.loss",
+            "weights must be >= 0 and not all 0, e.g. {ce: 1, dice: 1}",
+        ),
+        (
+            train.class_weights is None or min(train.class_weights, default=0) >= 0,
+            "train.class_weights",
+            "must be >= 0",
+        ),
+        (
+            train.ignore_index is None or train.ignore_index >= 0,
+            "train.ignore_index",
+            "must be a class id >= 0 or null",
+        ),
+        (
+            data.bands is None or (bool(data.bands) and min(data.bands) >= 1),
+            "data.bands",
+            "must be 1-based band numbers, e.g. [4, 3, 2]",
+        ),
+        (
+            data.bands is None or len(set(data.bands)) == len(data.bands),
+            "data.bands",
+            "repeats a band",
+        ),
+        (data.mask_channel >= 0, "data.mask_channel", "must be >= 0 (0 = the first channel)"),
+        (
+            data.colors is None
+            or all(len(c) in (3, 4) and all(0 <= v <= 255 for v in c) for c in data.colors),
+            "data.colors",
+            "must be [r, g, b] per class with values 0-255",
+        ),
+        (bool(str(config.run_dir).strip()), "run_dir", "must name a folder"),
+    ]
+    return checks
 
 
 def check_classes(config: Config) -> None:

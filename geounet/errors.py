@@ -37,3 +37,12 @@ class DataError(GeounetError, ValueError):
 
 class UnsupportedFormatError(GeounetError, ValueError):
     """An output file extension names a format geounet cannot write."""
+
+
+class OutputError(GeounetError, OSError):
+    """An output cannot be written (full disk, file-size limit, permissions) or would
+    overwrite an input."""
+
+
+class TrainingError(GeounetError, RuntimeError):
+    """Training cannot go on (the loss became NaN or infinite)."""

@@ -9,7 +9,6 @@ so every evaluated pixel has its full context, and scored only inside the region
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from rasterio.vrt import WarpedVRT
 from geounet.data.datasets import is_raster
 from geounet.errors import DataError
 from geounet.infer.scene import PredictOptions, predict_scene
-from geounet.io.atomic import atomic_output
+from geounet.io.atomic import write_json
 from geounet.io.labelmap import IGNORE, LabelSpec
 from geounet.io.labels import rasterize_labels, read_labels
 from geounet.io.raster import raster_info
@@ -132,8 +131,7 @@ def evaluate(
         for record in metrics["objects"].values():
             record["pixel_iou"] = pixel_iou
     metrics_path = out / "metrics.json"
-    with atomic_output(metrics_path) as tmp_path:
-        tmp_path.write_text(json.dumps(_finite(metrics), indent=2))
+    write_json(metrics, metrics_path)
     from geounet.report import (
         confusion_figure,
         objects_figure,
@@ -552,14 +550,3 @@ def _example_windows(rgb, truth, pred, n: int, size: int = 256) -> list[tuple]:
             candidates.append((score, sl))
     candidates.sort(key=lambda t: -t[0])
     return [(rgb[(slice(None), *sl)], truth[sl], pred[sl]) for _, sl in candidates[:n]]
-
-
-def _finite(value: Any) -> Any:
-    """Metrics as strict JSON: infinite distances (a class absent from one side) -> None."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

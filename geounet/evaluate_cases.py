@@ -5,7 +5,6 @@ membrane-style tasks, the adapted Rand error of the regions the foreground separ
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from geounet.errors import DataError, InputFileNotFoundError
 from geounet.evaluate import EvalResult, road_summary
 from geounet.infer.cases import input_files, model_source, predict_raw
 from geounet.infer.scene import PredictOptions
-from geounet.io.atomic import atomic_output
+from geounet.io.atomic import atomic_output, write_json
 from geounet.io.labelmap import IGNORE, LabelSpec, region_classes
 from geounet.models.bundle import ModelMeta, load_bundle
 from geounet.train.cases import evaluation_refs, label_spec, make_source
@@ -120,8 +119,7 @@ def _score(net, meta, source, refs, labels, out, model: Path, options) -> EvalRe
     if roads is not None:  # lengths in metres from data.resolution, else in pixels
         metrics["roads"] = road_summary(pooled["confusion_matrix"], roads.result())
     metrics_path = out / "metrics.json"
-    with atomic_output(metrics_path) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
+    write_json(metrics, metrics_path)
     from geounet.report import confusion_figure, training_curves_figure, windows_figure
 
     road_example = None

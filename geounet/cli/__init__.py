@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -67,15 +68,22 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 
 def main() -> None:
-    """Entry point: run the CLI, printing user errors as one line without a traceback."""
-    from geounet.errors import GeounetError
+    """Entry point: run the CLI, printing every error as one line without a traceback.
 
+    User errors (:class:`GeounetError`) and file-system, GDAL or OGR failures print
+    ``geounet: error: ...``; anything else is a bug: one line, with the traceback saved
+    to a file to report (``-vv`` prints it instead). Ctrl-C prints ``geounet:
+    interrupted`` and exits with 130.
+    """
     # GDAL's block cache defaults to 5 % of RAM; streaming needs little and a small cache
     # keeps peak memory independent of the scene size. Set it before GDAL starts.
     os.environ.setdefault("GDAL_CACHEMAX", "64")
+    verbose = _verbosity(sys.argv[1:])
+    if verbose < 2:
+        _quiet_library_warnings()
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("geounet: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
@@ -83,9 +91,68 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except GeounetError as exc:
-        click.echo(f"geounet: error: {exc}", err=True)
+    except Exception as exc:
+        if verbose >= 2:
+            raise
+        click.echo(f"geounet: {_describe(exc)}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("geounet: interrupted", err=True)
-        sys.exit(130)
+
+
+def _verbosity(args: list[str]) -> int:
+    """-v / -vv / --verbose before the command (click parses them later)."""
+    count = 0
+    for arg in args:
+        if arg == "--verbose":
+            count += 1
+        elif arg.startswith("-") and not arg.startswith("--") and set(arg[1:]) == {"v"}:
+            count += len(arg) - 1
+    return count
+
+
+def _quiet_library_warnings() -> None:
+    """Python warnings (GDAL georeferencing, torch, lightning) reach the user as
+    geounet's own log messages or not at all (``-vv`` shows them)."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+
+
+def _describe(exc: Exception) -> str:
+    """One line for an exception that reached the top: the user's error or an I/O
+    failure as it is, anything else as an internal error with its saved traceback."""
+    from geounet.errors import GeounetError
+    from geounet.io.atomic import first_line, is_io_error
+
+    text = str(exc)
+    if "Original Traceback" in text:  # raised in a DataLoader worker: keep the last line
+        lines = [line for line in text.splitlines() if line.strip()]
+        text = lines[-1].split(": ", 1)[-1] if lines else type(exc).__name__
+    if isinstance(exc, GeounetError):
+        return f"error: {text.strip()}"
+    if is_io_error(exc):
+        return f"error: {first_line(exc)}"
+    report = _save_traceback(exc)
+    where = f"; the traceback is in {report}" if report else ""
+    return (
+        f"internal error: {type(exc).__name__}: {first_line(exc)}{where} (rerun with -vv to "
+        "see it; please report it)"
+    )
+
+
+def _save_traceback(exc: Exception) -> str | None:
+    """Write the traceback of ``exc`` to the cache folder; its path, or None."""
+    import contextlib
+    import tempfile
+    import time
+    import traceback
+
+    from geounet.runtime import cache_root
+
+    text = "".join(traceback.format_exception(exc))
+    for folder in (cache_root() / "crashes", Path(tempfile.gettempdir())):
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"geounet-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+            path.write_text(f"geounet {__version__}\n{' '.join(sys.argv)}\n\n{text}")
+            return str(path)
+    return None

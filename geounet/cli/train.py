@@ -7,7 +7,15 @@ import click
 from geounet.cli.options import progress_enabled
 
 
-@click.command()
+class TrainCommand(click.Command):
+    """``train`` takes CONFIG, or --resume alone: say so in the usage line."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "CONFIG [--set KEY=VALUE]...")
+        formatter.write_usage(ctx.command_path, "--resume RUN_DIR", prefix="   or: ")
+
+
+@click.command(cls=TrainCommand)
 @click.argument("config", type=click.Path(dir_okay=False), required=False)
 @click.option(
     "--set",
@@ -19,6 +27,7 @@ from geounet.cli.options import progress_enabled
 @click.option(
     "--resume",
     type=click.Path(file_okay=False),
+    metavar="RUN_DIR",
     default=None,
     help="Continue the interrupted run in this directory exactly where it stopped.",
 )

@@ -219,7 +219,7 @@ class _PartWriter:
     def __enter__(self) -> _PartWriter:
         stack = self._stack.__enter__()
         dtype = "uint8" if self.plan.nodata == 255 else "uint16"
-        tmp = stack.enter_context(atomic_output(self.band.classes))
+        tmp = stack.enter_context(atomic_output(self.band.classes, translate=False))
         self._dst = stack.enter_context(
             rasterio.open(
                 tmp, "w", **_part_profile(self.plan, self.band, 1, dtype, self.plan.nodata)
@@ -227,7 +227,7 @@ class _PartWriter:
         )
         self._prob = None
         if self.prob_path is not None:
-            tmp = stack.enter_context(atomic_output(self.prob_path))
+            tmp = stack.enter_context(atomic_output(self.prob_path, translate=False))
             profile = _part_profile(self.plan, self.band, self.k, "uint8", None)
             self._prob = stack.enter_context(rasterio.open(tmp, "w", **profile))
         return self
@@ -257,7 +257,7 @@ class _ObjectsPart:
 
     def __enter__(self) -> _ObjectsPart:
         stack = self._stack.__enter__()
-        tmp = stack.enter_context(atomic_output(self.band.objects))
+        tmp = stack.enter_context(atomic_output(self.band.objects, translate=False))
         profile = _part_profile(self.plan, self.band, OBJECT_CHANNELS, "float32", None)
         self._dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
         return self

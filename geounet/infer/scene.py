@@ -11,7 +11,6 @@ import queue
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from geounet.infer.accumulate import BlendAccumulator
 from geounet.infer.compiled import AdaptiveForward, forward_key
 from geounet.infer.instances import InstanceParams, InstanceStream
 from geounet.infer.sliding import blend_weights
-from geounet.io.raster import RasterInfo, open_raster, raster_info
+from geounet.io.raster import RasterInfo, open_raster, raster_info, read_errors
 from geounet.io.stack import acquisition_date, stack_rasters, uniform_scene
 from geounet.io.windows import window_starts
 from geounet.io.write import (
@@ -207,10 +206,12 @@ def plan_scene(
     indexes = _check_bands(info, meta)
     scale = _scale(info, meta)
     if not options.resample and scale != 1.0:
-        warnings.warn(
-            f"{info.path}: {info.ground_resolution:.3g} m pixels, but the model was trained at "
-            f"{meta.ground_resolution_m:.3g} m; predicting without resampling may degrade results",
-            stacklevel=3,
+        log.warning(
+            "%s: %.3g m pixels, but the model was trained at %.3g m; predicting without "
+            "resampling may degrade results",
+            info.path,
+            info.ground_resolution,
+            meta.ground_resolution_m,
         )
         scale = 1.0
     if scale != 1.0:
@@ -612,7 +613,8 @@ class SceneReader:
     def read(self, row: int, n: int) -> _Band:
         """Rows ``[row, row + n)`` at model resolution, in the raster's own dtype."""
         window = Window(0, row, self.shape[1], n)
-        data = self.source.read(self.indexes, window=window, masked=True)
+        with read_errors(self.path, f"pixels of rows {row}-{row + n}"):
+            data = self.source.read(self.indexes, window=window, masked=True)
         mask = np.ma.getmask(data)
         if mask is not np.ma.nomask and not self.per_band:
             # bands sharing one nodata value: missing only where all hold it (GDAL), so
@@ -622,7 +624,8 @@ class SceneReader:
 
     def valid(self, row: int, n: int) -> np.ndarray:
         """Validity of full-resolution rows ``[row, row + n)`` (GDAL dataset mask)."""
-        return self.src.dataset_mask(window=Window(0, row, self.info.width, n)) > 0
+        with read_errors(self.path, f"mask of rows {row}-{row + n}"):
+            return self.src.dataset_mask(window=Window(0, row, self.info.width, n)) > 0
 
 
 class _Band:
@@ -823,10 +826,7 @@ def _check_bands(info: RasterInfo, meta: ModelMeta) -> list[int]:
         )
     named = [info.band_names[i - 1] for i in indexes]
     if all(not n.startswith("band_") for n in named) and named != list(meta.bands):
-        warnings.warn(
-            f"{info.path}: band names {named} differ from the model's {meta.bands}",
-            stacklevel=2,
-        )
+        log.warning("%s: band names %s differ from the model's %s", info.path, named, meta.bands)
     return indexes
 
 

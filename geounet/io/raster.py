@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +15,8 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from geounet.errors import InvalidRasterError
-from geounet.io.atomic import require_file
+from geounet.errors import GeounetError, InvalidRasterError
+from geounet.io.atomic import first_line, is_io_error, require_file
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,56 @@ def open_raster(path: str | os.PathLike[str]) -> rasterio.io.DatasetReader:
     if p.is_dir():
         raise InvalidRasterError(f"{p}: is a directory, expected a raster file such as a GeoTIFF")
     try:
-        return rasterio.open(p)
+        with warnings.catch_warnings():
+            # a missing geotransform is reported by check_georeferenced, in one line
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            return rasterio.open(p)
     except rasterio.errors.RasterioIOError as exc:
         raise InvalidRasterError(
-            f"{p}: not a readable raster ({str(exc).splitlines()[0]}); give a GeoTIFF or "
-            "another GDAL raster"
+            f"{p}: not a readable raster ({first_line(exc)}); give a GeoTIFF or another GDAL raster"
+        ) from exc
+
+
+def check_georeferenced(src: rasterio.io.DatasetReader, path: str | os.PathLike[str]) -> None:
+    """Refuse a raster without a CRS or without a geotransform, in one line.
+
+    Raises:
+        InvalidRasterError: What is missing and how to add it.
+    """
+    if src.crs is None:
+        raise InvalidRasterError(
+            f"{path}: raster has no CRS; georeference it first "
+            "(e.g. gdal_translate -a_srs EPSG:XXXX)"
+        )
+    if src.transform.is_identity:  # GDAL's default when a file has no geotransform
+        if src.gcps[0]:
+            raise InvalidRasterError(
+                f"{path}: raster is georeferenced by ground control points only; warp it to "
+                "a grid first (gdalwarp -r bilinear IN.tif OUT.tif)"
+            )
+        raise InvalidRasterError(
+            f"{path}: raster has a CRS but no geotransform (pixel positions); georeference "
+            "it first (e.g. gdal_translate -a_ullr ULX ULY LRX LRY IN.tif OUT.tif)"
+        )
+
+
+@contextlib.contextmanager
+def read_errors(path: str | os.PathLike[str], what: str = "pixels") -> Iterator[None]:
+    """Turn a GDAL or OS failure while reading ``path`` into one InvalidRasterError.
+
+    A header that opens but tile data that do not decode (a truncated download, a
+    damaged disk) fails only when the pixels are read, often in a reader thread.
+    """
+    try:
+        yield
+    except GeounetError:
+        raise
+    except Exception as exc:
+        if not is_io_error(exc):
+            raise
+        raise InvalidRasterError(
+            f"{path}: cannot read the {what} ({first_line(exc)}); the file is damaged or "
+            f"incomplete: check it with gdalinfo -checksum {path}, or download it again"
         ) from exc
 
 
@@ -92,11 +139,8 @@ def raster_info(path: str | os.PathLike[str], *, require_crs: bool = True) -> Ra
     with open_raster(path) as src:
         if src.width == 0 or src.height == 0 or src.count == 0:
             raise InvalidRasterError(f"{path}: raster is empty ({src.width}x{src.height} px)")
-        if require_crs and src.crs is None:
-            raise InvalidRasterError(
-                f"{path}: raster has no CRS; georeference it first "
-                "(e.g. gdal_translate -a_srs EPSG:XXXX)"
-            )
+        if require_crs:
+            check_georeferenced(src, path)
         names = tuple(d or f"band_{i + 1}" for i, d in enumerate(src.descriptions))
         return RasterInfo(
             path=Path(path),
@@ -227,12 +271,13 @@ def resample_to(
             for row in range(0, height, 1024):
                 rows = min(1024, height - row)
                 window = Window(0, row * src.height / height, src.width, rows * src.height / height)
-                data = src.read(
-                    window=window,
-                    out_shape=(src.count, rows, width),
-                    resampling=Resampling.average,
-                    masked=True,
-                )
+                with read_errors(path):
+                    data = src.read(
+                        window=window,
+                        out_shape=(src.count, rows, width),
+                        resampling=Resampling.average,
+                        masked=True,
+                    )
                 dst.write(
                     data.filled(src.nodata if src.nodata is not None else 0),
                     window=Window(0, row, width, rows),

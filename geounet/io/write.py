@@ -15,7 +15,7 @@ import rasterio.shutil
 from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
-from geounet.io.atomic import atomic_output
+from geounet.io.atomic import atomic_output, output_errors
 from geounet.io.raster import RasterInfo
 
 CLASSES_TAG = "GEOUNET_CLASSES"
@@ -110,10 +110,13 @@ class ClassMapWriter:
 
     def __enter__(self) -> ClassMapWriter:
         stack = self._stack.__enter__()
-        self._tmp = stack.enter_context(atomic_output(self.path))
+        self._tmp = stack.enter_context(atomic_output(self.path, translate=False))
         self._staging = self._tmp.with_name(self._tmp.name + ".stage.tif")
         stack.callback(self._staging.unlink, missing_ok=True)
-        self._dst = rasterio.open(self._staging, "w", **self._profile(1, self.dtype, self.nodata))
+        with output_errors(self.path):
+            self._dst = rasterio.open(
+                self._staging, "w", **self._profile(1, self.dtype, self.nodata)
+            )
         stack.callback(self._dst.close)
         self._dst.update_tags(**{CLASSES_TAG: json.dumps(self.class_names)}, **self.tags)
         self._dst.set_band_description(1, "class")
@@ -123,11 +126,14 @@ class ClassMapWriter:
             self._dst.colorinterp = [ColorInterp.palette]
         self._prob = None
         if self.prob_path is not None:
-            self._prob_tmp = stack.enter_context(atomic_output(self.prob_path))
+            self._prob_tmp = stack.enter_context(atomic_output(self.prob_path, translate=False))
             self._prob_staging = self._prob_tmp.with_name(self._prob_tmp.name + ".stage.tif")
             stack.callback(self._prob_staging.unlink, missing_ok=True)
             k = len(self.prob_names)
-            self._prob = rasterio.open(self._prob_staging, "w", **self._profile(k, "uint8", None))
+            with output_errors(self.prob_path):
+                self._prob = rasterio.open(
+                    self._prob_staging, "w", **self._profile(k, "uint8", None)
+                )
             stack.callback(self._prob.close)
             self._prob.update_tags(**{CLASSES_TAG: json.dumps(self.class_names)})
             for i, name in enumerate(self.prob_names, start=1):
@@ -151,19 +157,23 @@ class ClassMapWriter:
                 f"0..{len(self.class_names) - 1}"
             )
         window = Window(0, row, classes.shape[1], classes.shape[0])
-        self._dst.write(classes.astype(self.dtype, copy=False), 1, window=window)
+        with output_errors(self.path):
+            self._dst.write(classes.astype(self.dtype, copy=False), 1, window=window)
         if self._prob is not None and probs is not None:
             scaled = probs if probs.dtype == np.uint8 else quantize(probs)
-            self._prob.write(scaled, window=window)
+            with output_errors(self.prob_path):
+                self._prob.write(scaled, window=window)
 
     def __exit__(self, *exc: object) -> bool | None:
         try:
             if exc[0] is None:
-                self._dst.close()
-                _to_cog(self._staging, self._tmp, "NEAREST")
+                with output_errors(self.path):
+                    self._dst.close()
+                    _to_cog(self._staging, self._tmp, "NEAREST")
                 if self._prob is not None:
-                    self._prob.close()
-                    _to_cog(self._prob_staging, self._prob_tmp, "AVERAGE")
+                    with output_errors(self.prob_path):
+                        self._prob.close()
+                        _to_cog(self._prob_staging, self._prob_tmp, "AVERAGE")
         except BaseException:
             self._stack.__exit__(*sys.exc_info())
             raise
@@ -198,10 +208,13 @@ class InstanceMapWriter:
 
     def __enter__(self) -> InstanceMapWriter:
         stack = self._stack.__enter__()
-        self._tmp = stack.enter_context(atomic_output(self.path))
+        self._tmp = stack.enter_context(atomic_output(self.path, translate=False))
         self._staging = self._tmp.with_name(self._tmp.name + ".stage.tif")
         stack.callback(self._staging.unlink, missing_ok=True)
-        self._dst = rasterio.open(self._staging, "w", **_staging_profile(self.grid, 1, "uint32", 0))
+        with output_errors(self.path):
+            self._dst = rasterio.open(
+                self._staging, "w", **_staging_profile(self.grid, 1, "uint32", 0)
+            )
         stack.callback(self._dst.close)
         self._dst.update_tags(**{INSTANCES_TAG: self.class_name})
         if self.class_map:
@@ -212,13 +225,15 @@ class InstanceMapWriter:
     def write_rows(self, row: int, ids: np.ndarray) -> None:
         """Write object ids (n, width) starting at ``row``."""
         window = Window(0, row, ids.shape[1], ids.shape[0])
-        self._dst.write(ids.astype(np.uint32, copy=False), 1, window=window)
+        with output_errors(self.path):
+            self._dst.write(ids.astype(np.uint32, copy=False), 1, window=window)
 
     def __exit__(self, *exc: object) -> bool | None:
         try:
             if exc[0] is None:
-                self._dst.close()
-                _to_cog(self._staging, self._tmp, "NEAREST")
+                with output_errors(self.path):
+                    self._dst.close()
+                    _to_cog(self._staging, self._tmp, "NEAREST")
         except BaseException:
             self._stack.__exit__(*sys.exc_info())
             raise

@@ -14,7 +14,7 @@ from typing import Any
 
 from geounet import __version__
 from geounet.errors import InputFileNotFoundError, ModelError
-from geounet.io.atomic import atomic_output
+from geounet.io.atomic import atomic_output, finite, first_line
 from geounet.models.registry import build_model
 from geounet.models.segmenter import Segmenter
 
@@ -115,7 +115,8 @@ def save_bundle(model: Segmenter, meta: ModelMeta, path: str | os.PathLike[str])
     from safetensors.torch import save_file
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": "pt", METADATA_KEY: json.dumps(dataclasses.asdict(meta))}
+    record = finite(dataclasses.asdict(meta))
+    metadata = {"format": "pt", METADATA_KEY: json.dumps(record, allow_nan=False)}
     with atomic_output(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
     return Path(path)
@@ -135,9 +136,24 @@ def read_meta(path: str | os.PathLike[str]) -> ModelMeta:
         raise ModelError(f"{p}: a safetensors file without geounet metadata; not a geounet model")
     try:
         raw = json.loads(header[METADATA_KEY])
-        known = {f.name for f in dataclasses.fields(ModelMeta)}
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{p}: corrupt geounet metadata ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ModelError(f"{p}: corrupt geounet metadata (not a JSON object)")
+    version = raw.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelError(f"{p}: corrupt geounet metadata (format_version {version!r})")
+    if version > FORMAT_VERSION:
+        made_by = raw.get("geounet_version", "a newer geounet")
+        raise ModelError(
+            f"{p}: model format {version} (written by geounet {made_by}) is newer than this "
+            f"geounet {__version__} reads (format {FORMAT_VERSION}); upgrade geounet "
+            "(pip install -U geounet)"
+        )
+    known = {f.name for f in dataclasses.fields(ModelMeta)}
+    try:
         return ModelMeta(**{k: v for k, v in raw.items() if k in known})
-    except (json.JSONDecodeError, TypeError) as exc:
+    except TypeError as exc:
         raise ModelError(f"{p}: corrupt geounet metadata ({exc})") from exc
 
 
@@ -156,8 +172,22 @@ def load_bundle(path: str | os.PathLike[str]) -> tuple[Segmenter, ModelMeta]:
     from safetensors.torch import load_file
 
     meta = read_meta(path)
-    model = build_segmenter(meta)
-    state = load_file(str(path))
+    try:
+        model = build_segmenter(meta)
+    except (TypeError, ValueError, KeyError) as exc:
+        if isinstance(exc, ModelError):
+            raise
+        raise ModelError(
+            f"{path}: its metadata describe a model this geounet cannot build "
+            f"({meta.architecture}, {first_line(exc)})"
+        ) from exc
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelError(
+            f"{path}: the weights cannot be read ({first_line(exc)}); the file is damaged "
+            "or incomplete: copy or download it again"
+        ) from exc
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

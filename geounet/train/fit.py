@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
+import re
+import signal
 import time
 import warnings
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from geounet.data.splits import (
     spatial_split,
 )
 from geounet.data.stats import band_percentiles, band_statistics
-from geounet.errors import ConfigError, InputFileNotFoundError
+from geounet.errors import ConfigError, GeounetError, InputFileNotFoundError, TrainingError
 from geounet.io.atomic import atomic_output, write_yaml
 from geounet.io.labelmap import IGNORE, LabelSpec
 from geounet.io.labels import read_vector
@@ -86,8 +88,34 @@ class Prepared:
 def prepare(config: Config, run_dir: Path) -> Prepared:
     """Open the data, split it spatially, compute statistics and the model metadata.
 
-    Deterministic for a config, so evaluation can rebuild the same split.
+    Deterministic for a config, so evaluation can rebuild the same split. Errors name
+    the user's images, not the stacked or resampled copies in the run directory.
     """
+    try:
+        return _prepare(config, run_dir)
+    except GeounetError as exc:
+        text = _user_paths(str(exc), config.data.images, run_dir)
+        if text == str(exc):
+            raise
+        raise type(exc)(text) from exc
+
+
+def _user_paths(text: str, images: list, run_dir: Path) -> str:
+    """``text`` with the run's stacked or resampled scene copies replaced by the images
+    of ``data.images`` they were made from."""
+
+    def name(match: re.Match) -> str:
+        i = int(match[1])
+        if i >= len(images):
+            return match[0]
+        entry = images[i]
+        return entry if isinstance(entry, str) else " + ".join(map(str, entry))
+
+    folders = "|".join(re.escape(str(run_dir / f)) for f in ("cache", "stacks"))
+    return re.sub(rf"(?:{folders})/scene_(\d+)[\w.-]*", name, text)
+
+
+def _prepare(config: Config, run_dir: Path) -> Prepared:
     data, tcfg = config.data, config.train
     if not isinstance(tcfg.tile_size, int):
         raise ConfigError("config key 'train.tile_size': GeoTIFF scenes take one window size")
@@ -395,13 +423,30 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
             ".*sync_dist=True.*",  # val_iou is reduced across processes by the task
         ):
             warnings.filterwarnings("ignore", message=message)
-        trainer.fit(
-            task,
-            train_loader,
-            val_loader,
-            ckpt_path=checkpoint if resume else None,
-            weights_only=True if resume else None,
-        )
+        try:
+            trainer.fit(
+                task,
+                train_loader,
+                val_loader,
+                ckpt_path=checkpoint if resume else None,
+                weights_only=True if resume else None,
+            )
+        except TrainingError as exc:
+            kept = (
+                f"the best model so far stays in {model_path}"
+                if model_path.exists()
+                else "no model was saved"
+            )
+            raise TrainingError(
+                f"{exc}: lower train.learning_rate (now {tcfg.learning_rate:g}), train in "
+                f"train.precision: fp32 (now {trainer.precision}), or check the imagery's "
+                f"nodata and data.normalization ({config.data.normalization}); {kept}"
+            ) from exc
+        except SystemExit:
+            if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                raise KeyboardInterrupt from None
+            raise
         if saver.best is None:  # stopped by the time limit before any validation
             trainer.validate(task, val_loader, verbose=False)
     if trainer.is_global_zero:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from geounet.errors import TrainingError
 from geounet.models.segmenter import Segmenter
 from geounet.train.losses import SegmentationLoss
 from geounet.train.metrics import ConfusionMatrix, predicted_classes
@@ -114,8 +115,22 @@ class SegmentationTask(L.LightningModule):
         if self.augment is not None:
             image, mask = self.augment(image, mask)
         loss = self.loss(self.train_forward(image), mask)
+        self._check_finite(loss)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Stop with a :class:`TrainingError` when the loss is NaN or infinite (on any
+        process of a data-parallel run, so that all of them stop together)."""
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if bad:
+            raise TrainingError(
+                f"the training loss became {float(loss.detach()):g} at epoch "
+                f"{self.current_epoch}, step {self.global_step}"
+            )
 
     def on_validation_epoch_start(self) -> None:
         """Reset the epoch's confusion matrix."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ DRIVERS = {
     ".shp": "ESRI Shapefile",
 }
 SHAPEFILE_NAMES = {"perimeter_m": "perim_m"}
+log = logging.getLogger(__name__)
 _SHP_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx")
 
 
@@ -52,6 +54,12 @@ def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *, crs: A
             f"{path}: the polygons have no CRS; set one with gdf.set_crs(...) before writing"
         )
     if driver == "GeoJSON":
+        if gdf.empty:
+            log.warning(
+                "%s: no features; an empty GeoJSON file has no columns (GeoJSON keeps them "
+                "in its features); write .gpkg for an empty layer with its columns",
+                path,
+            )
         gdf = _ccw(gdf.to_crs(4326))
     elif crs is not None:
         gdf = gdf.to_crs(crs)
@@ -94,8 +102,6 @@ def check_vector_path(path: str | os.PathLike[str], *, crs: Any = None) -> str:
             )
     if driver == "GeoParquet" and importlib.util.find_spec("pyarrow") is None:
         raise GeounetError(f"{path}: writing GeoParquet needs pyarrow; pip install pyarrow")
-    if not path.parent.exists():
-        raise InvalidVectorError(f"{path}: folder {path.parent} does not exist; create it first")
     return driver
 
 

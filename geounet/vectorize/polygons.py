@@ -29,6 +29,7 @@ from scipy import ndimage
 from skimage import measure
 
 from geounet.errors import DataError, InputFileNotFoundError, InvalidRasterError
+from geounet.io.raster import check_georeferenced, open_raster, read_errors
 from geounet.io.write import (
     CLASS_FIELD_TAG,
     CLASS_MAP_TAG,
@@ -479,7 +480,8 @@ class RasterClassSource(ClassSource):
         super().__init__(self.src.height, self.src.width, self._read, read_prob, block, nodata)
 
     def _read(self, y: int, x: int, h: int, w: int) -> np.ndarray:
-        data = self.src.read(1, window=((y, y + h), (x, x + w)))
+        with read_errors(self.path, "class map"):
+            data = self.src.read(1, window=((y, y + h), (x, x + w)))
         try:
             return as_class_array(data, self.nodata)[0]
         except DataError as exc:
@@ -488,7 +490,8 @@ class RasterClassSource(ClassSource):
     def _read_prob(self, y: int, x: int, h: int, w: int, ids: list[int]) -> np.ndarray:
         src = self.prob_src
         bands = [_band(i, src.count) + 1 for i in ids]
-        data = src.read(bands, window=((y, y + h), (x, x + w)))
+        with read_errors(src.name, "probabilities"):
+            data = src.read(bands, window=((y, y + h), (x, x + w)))
         return _to_unit(data)
 
     def class_names(self) -> list[str] | None:
@@ -540,17 +543,12 @@ def open_class_map(path: Path) -> rasterio.io.DatasetReader:
     """Open a single-band class-map raster with a CRS, or raise a one-line error."""
     if not path.exists():
         raise InputFileNotFoundError(f"{path}: class-map raster not found; check the path")
+    src = open_raster(path)
     try:
-        src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise InvalidRasterError(
-            f"{path}: not a readable raster ({exc}); pass a class-map GeoTIFF"
-        ) from exc
-    if src.crs is None:
+        check_georeferenced(src, path)
+    except InvalidRasterError:
         src.close()
-        raise InvalidRasterError(
-            f"{path}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:xxxx)"
-        )
+        raise
     if src.count != 1:
         count = src.count
         src.close()
@@ -563,10 +561,7 @@ def open_class_map(path: Path) -> rasterio.io.DatasetReader:
 def _open_probabilities(path: Path, mask: rasterio.io.DatasetReader) -> Any:
     if not path.exists():
         raise InputFileNotFoundError(f"{path}: probability raster not found; check the path")
-    try:
-        src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise InvalidRasterError(f"{path}: not a readable raster ({exc})") from exc
+    src = open_raster(path)
     if (src.height, src.width) != (mask.height, mask.width) or not src.transform.almost_equals(
         mask.transform
     ):

@@ -1,5 +1,6 @@
 """Tests for scene-level prediction."""
 
+import logging
 import sys
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def test_wrong_band_count(tmp_path: Path) -> None:
     assert not (tmp_path / "out.tif").exists()
 
 
-def test_band_name_mismatch_warns(tmp_path: Path) -> None:
+def test_band_name_mismatch_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     scene = write_geotiff(
         tmp_path / "named.tif",
         np.zeros((3, 32, 32), dtype=np.uint8),
@@ -154,8 +155,9 @@ def test_band_name_mismatch_warns(tmp_path: Path) -> None:
     )
     meta = _meta()
     meta.bands = ["red", "green", "blue"]
-    with pytest.warns(UserWarning, match="band names"):
+    with caplog.at_level(logging.WARNING, logger="geounet"):
         predict_scene(_threshold_model(), meta, scene, tmp_path / "out.tif", CPU)
+    assert "band names ['nir', 'red', 'green'] differ" in caplog.text
 
 
 def test_coarser_model_resolution_triggers_resampling(
@@ -188,12 +190,13 @@ def test_coarser_model_resolution_triggers_resampling(
     assert classes[15:25, 15:35].all() and not classes[40:55, 50:90].any()
 
 
-def test_resampling_can_be_disabled(tmp_path: Path) -> None:
+def test_resampling_can_be_disabled(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     scene, _, truth = _scene(tmp_path)
     out = tmp_path / "out.tif"
     options = PredictOptions(device="cpu", precision="fp32", tile=64, resample=False)
-    with pytest.warns(UserWarning, match="trained at 2 m; predicting without resampling"):
+    with caplog.at_level(logging.WARNING, logger="geounet"):
         result = predict_scene(_threshold_model(), _meta(resolution=2.0), scene, out, options)
+    assert "trained at 2 m; predicting without resampling" in caplog.text
     assert result.scale == 1.0
     np.testing.assert_array_equal(_read(out)[0], truth)
 
