@@ -136,6 +136,10 @@ def predict(
     options = options or PredictOptions()
     if meta.objects is not None and options.instances is None:
         options = dataclasses.replace(options, instances=instances_path(out))
+    check_outputs(
+        [out, *_extra_outputs(options)],
+        [scene] if isinstance(model, tuple) else [model, scene],
+    )
     if meta.source == "geotiff":
         from geounet.infer.scene import predict_scene
 
@@ -228,6 +232,10 @@ def predict_many(
         if meta.objects is not None and scene_options.instances is None:
             scene_options = dataclasses.replace(scene_options, instances=instances_path(out))
         per_item.append(scene_options)
+    check_outputs(
+        [p for out, o in zip(outs, per_item, strict=True) for p in (out, *_extra_outputs(o))],
+        [model, *items],
+    )
     if client is not None:
         from geounet.cluster import predict_on_cluster
 
@@ -259,6 +267,39 @@ def cluster(
 
     with connect(local, scheduler, threads) as client:
         yield client
+
+
+def check_outputs(outputs: Sequence[PathLike], inputs: Sequence[Any]) -> None:
+    """Refuse, before any work, outputs that would overwrite an input (or each other)
+    or that cannot be written.
+
+    Args:
+        outputs: Output files.
+        inputs: Input files: paths, comma-joined paths or lists of paths.
+
+    Raises:
+        OutputError: Naming the output and what to change.
+    """
+    from geounet.errors import OutputError
+    from geounet.io.atomic import check_output
+
+    files: list[str] = []
+    for item in inputs:
+        if item is None:
+            continue
+        parts = [item] if isinstance(item, str | os.PathLike) else list(item)
+        files += [q for part in parts for q in str(part).split(",") if q]
+    seen: set[Path] = set()
+    for out in outputs:
+        resolved = Path(out).resolve()
+        if resolved in seen:
+            raise OutputError(f"{out}: written twice by this run; give the outputs distinct names")
+        seen.add(resolved)
+        check_output(out, files)
+
+
+def _extra_outputs(options: PredictOptions) -> list[Path]:
+    return [Path(p) for p in (options.probabilities, options.instances) if p]
 
 
 def probabilities_path(mask: PathLike) -> Path:
@@ -338,11 +379,13 @@ def vectorize(
     )
 
 
-def check_vector_output(path: PathLike, crs: Any = None) -> None:
-    """Fail fast on a vector output path or CRS that cannot be written."""
+def check_vector_output(path: PathLike, crs: Any = None, inputs: Sequence[Any] = ()) -> None:
+    """Fail fast on a vector output path or CRS that cannot be written, or that would
+    overwrite one of ``inputs``."""
     from geounet.vectorize.export import check_vector_path
 
     check_vector_path(path, crs=crs)
+    check_outputs([path], inputs)
 
 
 def evaluate(
@@ -369,6 +412,11 @@ def evaluate(
     if config is not None:
         config = _xbd_as_geotiff(config)
     out = Path(out_dir) if out_dir else Path(model).with_name("evaluation")
+    if out.exists() and not out.is_dir():
+        from geounet.errors import OutputError
+
+        raise OutputError(f"{out}: is a file; evaluate writes a folder of reports (-o DIR)")
+    check_outputs([out / "metrics.json"], [model, image, labels])
     source = config.data.source if config is not None else read_meta(model).source
     if source != "geotiff":
         from geounet.evaluate_cases import evaluate_cases
@@ -410,3 +458,29 @@ __all__ = [
     "train",
     "vectorize",
 ]
+
+
+def save_traceback(exc: BaseException) -> Path | None:
+    """Write the traceback of an unexpected error (a bug) to
+    ``~/.cache/geounet/crashes/`` (or the temporary folder) for a bug report.
+
+    Returns:
+        The file written, or None if no folder was writable.
+    """
+    import sys
+    import tempfile
+    import time
+    import traceback
+
+    from geounet import __version__
+    from geounet.runtime import cache_root
+
+    text = "".join(traceback.format_exception(exc))
+    name = f"geounet-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    for folder in (cache_root() / "crashes", Path(tempfile.gettempdir())):
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(f"geounet {__version__}\n{' '.join(sys.argv)}\n\n{text}")
+            return path
+    return None

@@ -572,6 +572,16 @@ def _check_auto_classes(config: Config) -> None:
 
 def _check_objects(config: Config) -> None:
     obj = config.objects
+    if len(obj.weights) != 3 or min(obj.weights) < 0 or not any(w > 0 for w in obj.weights):
+        raise ConfigError(
+            "config key 'objects.weights' needs three weights >= 0 (footprint, border, contact)"
+        )
+    for key in ("border_m", "contact_m", "min_seed_m2", "min_area_m2"):
+        if getattr(obj, key) < 0:
+            raise ConfigError(f"config key 'objects.{key}' must be >= 0")
+    for key in ("mask_threshold", "seed_threshold", "border_threshold", "contact_threshold"):
+        if not 0 <= getattr(obj, key) <= 1:
+            raise ConfigError(f"config key 'objects.{key}' must lie in [0, 1]")
     if not obj.enabled:
         return
     classes = config.data.classes
@@ -593,16 +603,6 @@ def _check_objects(config: Config) -> None:
             "config key 'objects.enabled': separate objects are trained from GeoTIFF scenes "
             f"only so far (data.source is {config.data.source!r})"
         )
-    if len(obj.weights) != 3 or min(obj.weights) < 0 or not any(w > 0 for w in obj.weights):
-        raise ConfigError(
-            "config key 'objects.weights' needs three weights >= 0 (footprint, border, contact)"
-        )
-    for key in ("border_m", "contact_m", "min_seed_m2", "min_area_m2"):
-        if getattr(obj, key) < 0:
-            raise ConfigError(f"config key 'objects.{key}' must be >= 0")
-    for key in ("mask_threshold", "seed_threshold", "border_threshold", "contact_threshold"):
-        if not 0 <= getattr(obj, key) <= 1:
-            raise ConfigError(f"config key 'objects.{key}' must lie in [0, 1]")
 
 
 def _check_lines(config: Config) -> None:

@@ -46,3 +46,21 @@ class OutputError(GeounetError, OSError):
 
 class TrainingError(GeounetError, RuntimeError):
     """Training cannot go on (the loss became NaN or infinite)."""
+
+
+def is_io_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a file-system, GDAL or OGR error (not a programming error)."""
+    if isinstance(exc, OSError):
+        return True
+    module = type(exc).__module__ or ""
+    return module.startswith(("rasterio", "pyogrio", "fiona", "safetensors"))
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none); GDAL's
+    "See previous exception" wrappers give their cause's message."""
+    text = str(exc).strip()
+    cause = exc.__cause__ or exc.__context__
+    if "previous exception" in text and cause is not None:
+        return first_line(cause)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -201,12 +201,90 @@ def test_single_string_for_list_of_strings():
         ("train.learning_rate=0", "train.learning_rate"),
         ("train.max_minutes=0", "train.max_minutes"),
         ("data.colors=[[0, 0, 0]]", "data.colors"),
+        ("data.colors=[[0, 0, 0], [300, 0, 0]]", "data.colors"),
+        ("data.min_class_share=1", "data.min_class_share"),
+        ("data.percentiles=[98, 2]", "data.percentiles"),
+        ("data.percentiles=[2, 101]", "data.percentiles"),
+        ("data.bands=[0, 1]", "data.bands"),
+        ("data.bands=[1, 1]", "data.bands"),
+        ("data.bands=[]", "data.bands"),
+        ("data.mask_channel=-1", "data.mask_channel"),
+        ("data.slice_context=-1", "data.slice_context"),
+        ("data.spacing=[1, 1]", "data.spacing"),
+        ("data.spacing=[1, 0, 1]", "data.spacing"),
+        ("data.rgb_bands=[0, 1, 2]", "data.rgb_bands"),
+        ("data.other=water", "data.other"),
+        ("data.label_map={5: water}", "water"),
+        ("train.tile_size=-256", "train.tile_size"),
+        ("train.tile_size=[64]", "train.tile_size"),
+        ("train.samples_per_epoch=0", "train.samples_per_epoch"),
+        ("train.learning_rate=-0.1", "train.learning_rate"),
+        ("train.weight_decay=-1", "train.weight_decay"),
+        ("train.patience=0", "train.patience"),
+        ("train.accumulate=0", "train.accumulate"),
+        ("train.num_workers=-1", "train.num_workers"),
+        ("train.devices=0", "train.devices"),
+        ("train.num_nodes=0", "train.num_nodes"),
+        ("train.oversample_factor=0.5", "train.oversample_factor"),
+        ("train.oversample_classes=[water]", "train.oversample_classes"),
+        ("train.foreground_fraction=1.5", "train.foreground_fraction"),
+        ("train.ema=1", "train.ema"),
+        ("train.seed=-1", "train.seed"),
+        ("train.class_weights=[1]", "train.class_weights"),
+        ("train.class_weights=[1, -1]", "train.class_weights"),
+        ("train.ignore_index=-3", "train.ignore_index"),
+        ("train.loss={ce: -1}", "train.loss"),
+        ("train.loss={ce: 0, dice: 0}", "train.loss"),
+        ("train.loss={crossentropy: 1}", "train.loss.crossentropy"),
+        ("train.precision=fp8", "train.precision"),
+        ("augmentation.flip=1.5", "augmentation.flip"),
+        ("augmentation.rotate90=-0.5", "augmentation.rotate90"),
+        ("augmentation.elastic=2", "augmentation.elastic"),
+        ("augmentation.rotate=270", "augmentation.rotate"),
+        ("augmentation.scale=[1.25, 0.8]", "augmentation.scale"),
+        ("augmentation.scale=[0, 1]", "augmentation.scale"),
+        ("augmentation.brightness=3", "augmentation.brightness"),
+        ("augmentation.noise=-0.1", "augmentation.noise"),
+        ("augmentation.hue=0.7", "augmentation.hue"),
+        ("objects.mask_threshold=1.5", "objects.mask_threshold"),
+        ("objects.min_area_m2=-1", "objects.min_area_m2"),
+        ("objects.weights=[1, 1]", "objects.weights"),
+        ("lines.width_m=-6", "lines.width_m"),
+        ("lines.gap_m=-1", "lines.gap_m"),
+        ("run_dir=''", "run_dir"),
     ],
 )
 def test_invalid_values(override, key):
     with pytest.raises(ConfigError) as info:
         load_config(None, [override])
     assert key in str(info.value)
+
+
+def _numeric_keys() -> list[str]:
+    """Every int and float key of the config sections (dotted), from the dataclasses."""
+    import dataclasses
+    import typing
+
+    keys = []
+    for section, cls in typing.get_type_hints(Config).items():
+        if not dataclasses.is_dataclass(cls):
+            continue
+        for name, hint in typing.get_type_hints(cls).items():
+            if hint in (int, float, float | None, int | None):
+                keys.append(f"{section}.{name}")
+    return keys
+
+
+NUMERIC_KEYS = _numeric_keys()
+
+
+@pytest.mark.parametrize("key", NUMERIC_KEYS)
+def test_every_number_key_refuses_nan_infinity_and_text(key):
+    assert len(NUMERIC_KEYS) > 40
+    for bad in (".nan", ".inf", "-.inf", "ten", "[1]"):
+        with pytest.raises(ConfigError) as info:
+            load_config(None, [f"{key}={bad}"])
+        assert repr(key) in str(info.value) or key in str(info.value), (key, bad)
 
 
 @pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", "42\n"])

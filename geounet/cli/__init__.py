@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
 import click
 
@@ -83,8 +82,10 @@ def main() -> None:
         _quiet_library_warnings()
     try:
         cli.main(standalone_mode=False)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("geounet: interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__  # click's Abort
+        hint = str(cause or "")
+        click.echo(f"geounet: interrupted{'; ' + hint if hint else ''}", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -120,8 +121,7 @@ def _quiet_library_warnings() -> None:
 def _describe(exc: Exception) -> str:
     """One line for an exception that reached the top: the user's error or an I/O
     failure as it is, anything else as an internal error with its saved traceback."""
-    from geounet.errors import GeounetError
-    from geounet.io.atomic import first_line, is_io_error
+    from geounet.errors import GeounetError, first_line, is_io_error
 
     text = str(exc)
     if "Original Traceback" in text:  # raised in a DataLoader worker: keep the last line
@@ -131,28 +131,11 @@ def _describe(exc: Exception) -> str:
         return f"error: {text.strip()}"
     if is_io_error(exc):
         return f"error: {first_line(exc)}"
-    report = _save_traceback(exc)
+    from geounet.api import save_traceback
+
+    report = save_traceback(exc)
     where = f"; the traceback is in {report}" if report else ""
     return (
         f"internal error: {type(exc).__name__}: {first_line(exc)}{where} (rerun with -vv to "
         "see it; please report it)"
     )
-
-
-def _save_traceback(exc: Exception) -> str | None:
-    """Write the traceback of ``exc`` to the cache folder; its path, or None."""
-    import contextlib
-    import tempfile
-    import time
-    import traceback
-
-    from geounet.runtime import cache_root
-
-    text = "".join(traceback.format_exception(exc))
-    for folder in (cache_root() / "crashes", Path(tempfile.gettempdir())):
-        with contextlib.suppress(OSError):
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"geounet-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
-            path.write_text(f"geounet {__version__}\n{' '.join(sys.argv)}\n\n{text}")
-            return str(path)
-    return None

@@ -130,7 +130,7 @@ def predict(
     if vector and len(scenes) > 1:
         raise click.UsageError("--vector takes one scene; vectorize several masks one by one")
     if vector:
-        gu.check_vector_output(vector, crs=vector_crs)
+        gu.check_vector_output(vector, crs=vector_crs, inputs=[model, *scenes, output])
         if gu.model_info(model)["source"] != "geotiff":
             raise click.UsageError(
                 "--vector needs georeferenced output: this model predicts chips, volumes or "
@@ -170,19 +170,21 @@ def predict(
 
         return update
 
-    with gu.cluster(cluster, scheduler) if distributed else contextlib.nullcontext() as client:
-        results = gu.predict_many(
-            model,
-            list(scenes),
-            output,
-            options,
-            probabilities=probabilities,
-            progress=progress,
-            client=client,
-            band_rows=band_rows,
-        )
-    for bar in bars:
-        bar.close()
+    try:
+        with gu.cluster(cluster, scheduler) if distributed else contextlib.nullcontext() as client:
+            results = gu.predict_many(
+                model,
+                list(scenes),
+                output,
+                options,
+                probabilities=probabilities,
+                progress=progress,
+                client=client,
+                band_rows=band_rows,
+            )
+    finally:  # closed before any error line
+        for bar in bars:
+            bar.close()
     for result in results:
         share = ", ".join(f"{k} {v}" for k, v in result.class_pixels.items())
         when = "finished earlier" if result.reused else f"{result.seconds:.1f} s"

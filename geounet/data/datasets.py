@@ -29,7 +29,7 @@ from geounet.data.objects import boundary_target, components, object_target
 from geounet.errors import DataError, InvalidRasterError
 from geounet.io.labelmap import IGNORE, LabelSpec
 from geounet.io.labels import rasterize_labels, read_labels
-from geounet.io.raster import raster_info
+from geounet.io.raster import raster_info, read_errors
 
 PathLike = str | os.PathLike[str]
 
@@ -133,8 +133,9 @@ class RasterLabels(RasterDataset):
         self.path = files[0]
         with rasterio.open(files[0]) as src:
             self.nodata = src.nodata
-        for path in files:
-            _check_label_values(path, spec)
+        ids = [_check_label_values(path, spec) for path in files]
+        # class ids seen on the files' overviews (rare small classes may be missed)
+        self.present = set(np.unique(np.concatenate(ids)).tolist()) - {IGNORE}
         super().__init__(files, crs=crs, res=res)
 
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
@@ -166,14 +167,15 @@ def _class_components(classes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_label_values(path: PathLike, spec: LabelSpec) -> None:
-    """Refuse label rasters with codes that map to no class (checked on an overview)."""
-    with rasterio.open(path) as src:
+def _check_label_values(path: PathLike, spec: LabelSpec) -> np.ndarray:
+    """Refuse label rasters with codes that map to no class (checked on an overview);
+    the class ids found."""
+    with rasterio.open(path) as src, read_errors(path, "label values"):
         scale = max(1, max(src.width, src.height) // 2048)
         shape = (max(1, src.height // scale), max(1, src.width // scale))
         values = np.unique(src.read(1, out_shape=shape))
         nodata = src.nodata
-    spec.apply(values, path, nodata=nodata)
+    return np.unique(spec.apply(values, path, nodata=nodata))
 
 
 class VectorLabels(VectorDataset):
@@ -219,6 +221,7 @@ class VectorLabels(VectorDataset):
             for p in paths
         ]
         self.labels = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=crs)
+        self.present = set(self.labels["class_id"].unique().tolist()) - {IGNORE}
         self.null_features = sum(f.attrs.get("null_features", 0) for f in frames)
         super().__init__([str(p) for p in paths], crs=crs, res=res, layer=layer)
         # torchgeo indexes the raw features' extent; buffered centre lines reach further

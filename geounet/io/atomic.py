@@ -22,7 +22,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from geounet.errors import GeounetError, InputFileNotFoundError, OutputError
+from geounet.errors import (
+    GeounetError,
+    InputFileNotFoundError,
+    OutputError,
+    first_line,
+    is_io_error,
+)
 
 _HOST = re.sub(r"\W", "_", socket.gethostname(), flags=re.ASCII)[:32] or "host"
 _STAGING = re.compile(r"^\.(?P<stem>.*)\.(?P<host>\w+)-(?P<pid>\d+)-[0-9a-f]{8}\.partial", re.ASCII)
@@ -134,20 +140,12 @@ def output_errors(path: str | os.PathLike[str]) -> Iterator[None]:
         ) from exc
 
 
-def is_io_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a file-system, GDAL or OGR error (not a programming error)."""
-    if isinstance(exc, OSError):
-        return True
-    module = type(exc).__module__ or ""
-    return module.startswith(("rasterio", "pyogrio", "fiona", "safetensors"))
-
-
 def write_failure_reason(exc: BaseException, folder: Path) -> str:
     """The most likely reason a write into ``folder`` failed, in a few words."""
     seen: BaseException | None = exc
     while seen is not None:
-        code = getattr(seen, "errno", None)
-        if code in _REASONS:
+        code = seen.errno if isinstance(seen, OSError) else None  # GDAL errors' errno
+        if code in _REASONS:  # is GDAL's error class, not the system's
             return _REASONS[code]
         seen = seen.__cause__ or seen.__context__
     text = " ".join(str(e) for e in _chain(exc))
@@ -188,16 +186,6 @@ def _existing_parent(folder: Path) -> Path:
     return folder
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name if it has none); GDAL's
-    "See previous exception" wrappers give their cause's message."""
-    text = str(exc).strip()
-    cause = exc.__cause__ or exc.__context__
-    if "previous exception" in text and cause is not None:
-        return first_line(cause)
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def check_output(
     path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = ()
 ) -> Path:
@@ -216,6 +204,9 @@ def check_output(
             )
     if final.is_dir():
         raise OutputError(f"{final}: is a folder; give an output file name inside it")
+    parent = _existing_parent(final.parent)
+    if not parent.is_dir():
+        raise OutputError(f"{final}: {parent} is a file, not a folder; choose another output path")
     with output_errors(final):
         final.parent.mkdir(parents=True, exist_ok=True)
         probe = staging_path(final)

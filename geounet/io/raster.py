@@ -15,8 +15,8 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from geounet.errors import GeounetError, InvalidRasterError
-from geounet.io.atomic import first_line, is_io_error, require_file
+from geounet.errors import GeounetError, InvalidRasterError, first_line, is_io_error
+from geounet.io.atomic import require_file
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from geounet import __version__
-from geounet.errors import InputFileNotFoundError, ModelError
-from geounet.io.atomic import atomic_output, finite, first_line
+from geounet.errors import InputFileNotFoundError, ModelError, first_line
+from geounet.io.atomic import atomic_output, finite
 from geounet.models.registry import build_model
 from geounet.models.segmenter import Segmenter
 

@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -31,7 +31,13 @@ from geounet.data.splits import (
     spatial_split,
 )
 from geounet.data.stats import band_percentiles, band_statistics
-from geounet.errors import ConfigError, GeounetError, InputFileNotFoundError, TrainingError
+from geounet.errors import (
+    ConfigError,
+    DataError,
+    GeounetError,
+    InputFileNotFoundError,
+    TrainingError,
+)
 from geounet.io.atomic import atomic_output, write_yaml
 from geounet.io.labelmap import IGNORE, LabelSpec
 from geounet.io.labels import read_vector
@@ -144,6 +150,7 @@ def _prepare(config: Config, run_dir: Path) -> Prepared:
         line_width_m=config.lines.width_m if config.lines.enabled else None,
     )
     images = dataset.datasets[0]
+    _report_classes(dataset.datasets[1], classes, dense=not data.sparse, files=labels)
     nulls = getattr(dataset.datasets[1], "null_features", 0)
     if nulls:
         label_record["null_features_skipped"] = nulls
@@ -208,6 +215,30 @@ def _prepare(config: Config, run_dir: Path) -> Prepared:
     )
     sources = dict(zip(scenes, originals, strict=True))
     return Prepared(dataset, split, train_tile, val_tile, meta, sources)
+
+
+def _report_classes(labels: Any, classes: list[str], *, dense: bool, files: list[str]) -> None:
+    """Before training: refuse labels with no class to learn; warn of classes absent
+    from the labels (the model cannot learn them)."""
+    present = set(getattr(labels, "present", range(len(classes))))
+    if dense:
+        present.add(0)  # pixels outside every feature are background
+    missing = [name for i, name in enumerate(classes) if i not in present]
+    where = ", ".join(map(str, files))
+    if len(present) < 2:
+        only = f"only {classes[min(present)]!r}" if present else "no class"
+        raise DataError(
+            f"{where}: the labels hold {only} of classes {classes}; nothing to learn: check "
+            "the files, data.label_attribute and data.label_map"
+        )
+    if missing:
+        log.warning(
+            "%s: no labelled pixel of %s; the model cannot learn %s: check data.classes, "
+            "data.label_attribute and data.label_map",
+            where,
+            ", ".join(map(repr, missing)),
+            "it" if len(missing) == 1 else "them",
+        )
 
 
 def _model_arguments(config: Config, timesteps: int) -> dict:
@@ -437,15 +468,18 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
                 if model_path.exists()
                 else "no model was saved"
             )
+            used = str(trainer.precision).split("-")[0]
+            precision = "" if used == "32" else f", train in fp32 (train.precision, now {used})"
             raise TrainingError(
-                f"{exc}: lower train.learning_rate (now {tcfg.learning_rate:g}), train in "
-                f"train.precision: fp32 (now {trainer.precision}), or check the imagery's "
-                f"nodata and data.normalization ({config.data.normalization}); {kept}"
+                f"{exc}: lower train.learning_rate (now {tcfg.learning_rate:g}){precision}, or "
+                f"check the imagery's nodata and data.normalization ({config.data.normalization})"
+                f"; {kept}"
             ) from exc
         except SystemExit:
             if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
-                raise KeyboardInterrupt from None
+                hint = f"continue with: geounet train --resume {run_dir}"
+                raise KeyboardInterrupt(hint if checkpoint.exists() else "") from None
             raise
         if saver.best is None:  # stopped by the time limit before any validation
             trainer.validate(task, val_loader, verbose=False)
@@ -578,7 +612,7 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool)
     loggers = [L.pytorch.loggers.CSVLogger(run_dir, name="", version="")]
     if tcfg.tensorboard:
         loggers.append(L.pytorch.loggers.TensorBoardLogger(run_dir, name="tensorboard", version=""))
-    last = L.pytorch.callbacks.ModelCheckpoint(
+    last = LastCheckpoint(
         dirpath=run_dir, filename="last", save_top_k=0, save_last=True, enable_version_counter=False
     )
     parallel = per_node * nodes > 1
@@ -611,6 +645,24 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool)
         num_sanity_val_steps=0,
         default_root_dir=run_dir,
     )
+
+
+class LastCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
+    """``last.ckpt`` after every epoch, so that ``--resume`` continues a run that was
+    killed (Lightning >= 2.5 writes the last checkpoint only beside a top-k one, which
+    ``save_top_k=0`` never saves: the file would appear only when training ends)."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last(trainer)
+
+    def _save_last(self, trainer: L.Trainer) -> None:
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 def parallel_layout(device: str, devices: int | str, num_nodes: int | str) -> tuple[int, int]:

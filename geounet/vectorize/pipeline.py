@@ -23,6 +23,7 @@ from affine import Affine
 from pyproj import CRS
 
 from geounet.errors import ConfigError, DataError, InvalidRasterError
+from geounet.io.atomic import check_output
 from geounet.io.geodesy import geodesic_area_perimeter, geodesic_length_m, pixel_size_m
 from geounet.vectorize.export import check_vector_path, write_vectors
 from geounet.vectorize.network import NetworkParams, mask_network
@@ -229,6 +230,7 @@ def vectorize_to_file(
     """:func:`vectorize_raster`, then write to ``out`` (checked before any work is done)."""
     if out is not None:
         check_vector_path(out, crs=crs)
+        check_output(out, [p for p in (mask, probabilities) if isinstance(p, str | os.PathLike)])
     gdf = vectorize_raster(mask, options, probabilities=probabilities, progress=progress)
     if out is not None:
         write_vectors(gdf, out, crs=crs)

@@ -119,3 +119,13 @@ def test_help_lists_commands() -> None:
     assert result.exit_code == 0
     for name in ("train", "predict", "vectorize", "demo"):
         assert name in result.output
+
+
+def test_train_usage_names_config_as_required() -> None:
+    result = CliRunner().invoke(cli, ["train", "--help"], prog_name="geounet")
+    assert result.output.startswith(
+        "Usage: geounet train CONFIG [--set KEY=VALUE]...\n   or: geounet train --resume RUN_DIR\n"
+    )
+    result = CliRunner().invoke(cli, ["train"], prog_name="geounet")
+    assert result.exit_code == 2
+    assert "give a CONFIG file (or --resume RUN_DIR)" in result.output

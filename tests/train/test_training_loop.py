@@ -152,3 +152,49 @@ def test_compiled_training_step(scene, tmp_path: Path, monkeypatch) -> None:
     fresh = fit(_config(tmp_path / "eager", img, labels, **{"train.max_epochs": 1}), progress=False)
     assert len(calls) == 1  # auto: not on CPUs
     assert fresh.model_path.exists()
+
+
+def test_nan_loss_stops_with_advice_and_keeps_the_last_good_model(
+    scene, tmp_path: Path, monkeypatch
+) -> None:
+    import geounet.train.fit as fit_module
+    from geounet.errors import TrainingError
+
+    real_loss = fit_module._loss
+
+    def poisoned(*args, **kwargs):  # finite for the first epoch (2 steps), then NaN
+        loss, calls = real_loss(*args, **kwargs), []
+
+        class Poisoned(torch.nn.Module):
+            def forward(self, logits, target):
+                value = loss(logits, target)
+                calls.append(1)
+                return value * float("nan") if len(calls) > 4 else value
+
+        return Poisoned()
+
+    monkeypatch.setattr(fit_module, "_loss", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError) as info:
+        fit(_config(run, *scene), progress=False)
+    message = str(info.value)
+    assert message.startswith("the training loss became nan at epoch 1, step 2: lower ")
+    assert "train.learning_rate (now 0.001)" in message
+    assert f"the best model so far stays in {run / 'model.safetensors'}" in message
+    assert read_meta(run / "model.safetensors").metrics["epoch"] == 0
+
+
+def test_classes_absent_from_the_labels_are_reported(caplog) -> None:
+    from types import SimpleNamespace
+
+    from geounet.errors import DataError
+    from geounet.train.fit import _report_classes
+
+    classes = ["background", "building", "road"]
+    with caplog.at_level("WARNING", logger="geounet"):
+        _report_classes(SimpleNamespace(present={1}), classes, dense=True, files=["l.gpkg"])
+    assert "l.gpkg: no labelled pixel of 'road'; the model cannot learn it" in caplog.text
+    with pytest.raises(DataError, match="l.gpkg: the labels hold only 'background'"):
+        _report_classes(SimpleNamespace(present=set()), classes, dense=True, files=["l.gpkg"])
+    with pytest.raises(DataError, match="the labels hold only 'road'"):
+        _report_classes(SimpleNamespace(present={2}), classes, dense=False, files=["l.gpkg"])

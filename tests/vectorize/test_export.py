@@ -116,15 +116,39 @@ def test_geojson_rejects_other_crs_and_missing_crs(gdf, tmp_path):
         write_vectors(gdf.set_crs(None, allow_override=True), tmp_path / "out.gpkg")
 
 
-def test_empty_frames(gdf, tmp_path):
+def test_empty_frames(gdf, tmp_path, caplog):
     empty = gdf.iloc[:0]
-    path = write_vectors(empty, tmp_path / "empty.geojson")
+    with caplog.at_level("WARNING", logger="geounet"):
+        path = write_vectors(empty, tmp_path / "empty.geojson")
+    assert "an empty GeoJSON file has no columns" in caplog.text  # .gpkg keeps them
     doc = json.loads(path.read_text())
     assert doc["type"] == "FeatureCollection" and doc["features"] == [] and "crs" not in doc
     assert len(pyogrio.read_dataframe(path)) == 0
     info = pyogrio.read_info(write_vectors(empty, tmp_path / "empty.gpkg"))
     assert list(info["fields"]) == ["class_id", "class_name", "area_m2", "area_ha", "perimeter_m"]
     assert info["geometry_type"] == "Polygon" and info["crs"] == "EPSG:32636"
+
+
+def test_missing_folders_are_created(gdf, tmp_path):
+    path = write_vectors(gdf, tmp_path / "new" / "deeper" / "out.gpkg")
+    assert len(pyogrio.read_dataframe(path)) == len(gdf)
+
+
+def test_disk_errors_are_one_line_naming_the_file(gdf, tmp_path, monkeypatch):
+    import errno
+
+    from geounet.errors import OutputError
+
+    def full(self, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_file", full)
+    with pytest.raises(OutputError) as info:
+        write_vectors(gdf, tmp_path / "out.gpkg")
+    assert str(info.value).startswith(
+        f"{tmp_path / 'out.gpkg'}: could not write (the disk is full)"
+    )
+    assert os.listdir(tmp_path) == []
 
 
 def test_failed_write_leaves_nothing(gdf, tmp_path, monkeypatch):
