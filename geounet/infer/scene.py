@@ -25,7 +25,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from scipy import ndimage
 
-from geounet.errors import DataError
+from geounet.errors import ConfigError, DataError
 from geounet.infer.accumulate import BlendAccumulator
 from geounet.infer.compiled import AdaptiveForward, forward_key
 from geounet.infer.instances import InstanceParams, InstanceStream
@@ -63,6 +63,19 @@ class PredictOptions:
     probabilities: str | os.PathLike[str] | None = None
     instances: str | os.PathLike[str] | None = None  # object models: the instance map
     job: str | None = None  # distributed runs: signature recorded in the finished class map
+
+    def __post_init__(self) -> None:
+        if self.tile is not None and self.tile < 16:
+            raise ConfigError(f"tile {self.tile} px is too small; use --tile-size 16 or more")
+        if self.overlap is not None and self.overlap < 0:
+            raise ConfigError(f"overlap {self.overlap} px must be >= 0")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"batch size {self.batch_size} must be at least 1")
+        if self.tile is not None and self.overlap is not None and self.overlap >= self.tile:
+            raise ConfigError(
+                f"overlap {self.overlap} px must be smaller than the window ({self.tile} px); "
+                f"use --overlap up to {self.tile // 2} or a larger --tile-size"
+            )
 
 
 @dataclass(frozen=True)
@@ -221,7 +234,9 @@ def plan_scene(
             f"{options.instances}: this model predicts classes, not separate objects; "
             "train with objects.enabled: true to write an instance map"
         )
-    overlap = options.overlap if options.overlap is not None else MIN_OVERLAP
+    overlap = options.overlap
+    if overlap is None:  # a quarter of a given window, at most MIN_OVERLAP
+        overlap = min(MIN_OVERLAP, options.tile // 4) if options.tile else MIN_OVERLAP
     if options.tile:
         tile = cols = options.tile
     else:

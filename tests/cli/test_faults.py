@@ -109,6 +109,11 @@ HOSTILE = [
     ("newer format", "predict {newer} {scene} -o {out}/m.tif", "model format 99 (written by"),
     ("truncated model", "predict {truncated} {scene} -o {out}/m.tif", "truncated.safetensors: "),
     ("output = input", "predict {model} {scene} -o {scene}", "would overwrite the input"),
+    (
+        "overlap >= tile",
+        "predict {model} {scene} -o {out}/m.tif --tile-size 64 --overlap 64",
+        "overlap 64 px must be smaller than the window (64 px); use --overlap up to 32",
+    ),
     ("folder is a file", "predict {model} {scene} -o {scene}/m.tif", "is a file, not a folder"),
 ]
 

@@ -211,3 +211,19 @@ def test_geographic_scene_against_metric_model(tmp_path: Path) -> None:
     result = predict_scene(_threshold_model(), _meta(), scene, tmp_path / "out.tif", CPU)
     assert result.scale == 1.0
     assert _read(tmp_path / "out.tif")[0][10:20, 10:30].all()
+
+
+def test_two_runs_to_one_output_never_corrupt_it(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    scene, _, truth = _scene(tmp_path)
+    out = tmp_path / "out" / "mask.tif"
+    options = PredictOptions(device="cpu", precision="fp32", tile=64)
+
+    def run(_: int) -> None:
+        predict_scene(_threshold_model(), _meta(), scene, out, options)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(run, range(2)))
+    np.testing.assert_array_equal(_read(out)[0], truth)  # one whole run's file
+    assert [p.name for p in out.parent.iterdir()] == ["mask.tif"]

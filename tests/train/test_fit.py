@@ -111,3 +111,32 @@ def test_empty_images_is_a_config_error(tmp_path: Path) -> None:
     config = _config(tmp_path, [], str(tmp_path / "labels.geojson"))
     with pytest.raises(ConfigError, match=r"data\.images"):
         api.train(config, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"data.bands": [4]}, "scene.tif: data.bands [4] out of range; the scene has 3 bands"),
+        ({"data.labels": "far"}, "far.geojson do not overlap the images {scene}"),
+    ],
+)
+def test_data_errors_name_the_users_files_not_cached_copies(
+    tmp_path: Path, overrides: dict, expected: str
+) -> None:
+    from geounet.errors import DataError
+
+    img, labels, _ = building_scene(tmp_path, size=64, squares=2)
+    if overrides.get("data.labels") == "far":
+        import geopandas as gpd
+
+        gdf = gpd.read_file(labels).to_crs(3857)
+        gdf.geometry = gdf.translate(50_000, 0)
+        gdf.to_file(tmp_path / "far.geojson")
+        overrides = {"data.labels": str(tmp_path / "far.geojson")}
+    # data.resolution resamples the scene into the run's cache first
+    config = _config(tmp_path, [str(img)], str(labels), **{"data.resolution": 2.0, **overrides})
+    with pytest.raises((DataError, ConfigError)) as info:
+        fit(config, progress=False)
+    message = str(info.value)
+    assert expected.format(scene=img) in message
+    assert "cache" not in message and "stacks" not in message

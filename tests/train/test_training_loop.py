@@ -194,7 +194,7 @@ def test_classes_absent_from_the_labels_are_reported(caplog) -> None:
     with caplog.at_level("WARNING", logger="geounet"):
         _report_classes(SimpleNamespace(present={1}), classes, dense=True, files=["l.gpkg"])
     assert "l.gpkg: no labelled pixel of 'road'; the model cannot learn it" in caplog.text
-    with pytest.raises(DataError, match="l.gpkg: the labels hold only 'background'"):
+    with pytest.raises(DataError, match=r"l\.gpkg: the labels hold only 'background'"):
         _report_classes(SimpleNamespace(present=set()), classes, dense=True, files=["l.gpkg"])
     with pytest.raises(DataError, match="the labels hold only 'road'"):
         _report_classes(SimpleNamespace(present={2}), classes, dense=False, files=["l.gpkg"])
