@@ -412,10 +412,6 @@ def evaluate(
     if config is not None:
         config = _xbd_as_geotiff(config)
     out = Path(out_dir) if out_dir else Path(model).with_name("evaluation")
-    if out.exists() and not out.is_dir():
-        from geounet.errors import OutputError
-
-        raise OutputError(f"{out}: is a file; evaluate writes a folder of reports (-o DIR)")
     check_outputs([out / "metrics.json"], [model, image, labels])
     source = config.data.source if config is not None else read_meta(model).source
     if source != "geotiff":

@@ -6,6 +6,9 @@ would expect one, from the matching builtin (``FileNotFoundError``, ``ValueError
 any ``GeounetError`` as one clear line.
 """
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 
 class GeounetError(Exception):
     """Base class of all errors geounet raises on bad input or configuration."""
@@ -64,3 +67,17 @@ def first_line(exc: BaseException) -> str:
     if "previous exception" in text and cause is not None:
         return first_line(cause)
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def io_errors_as(make: Callable[[BaseException], GeounetError]) -> Iterator[None]:
+    """Re-raise file-system, GDAL and OGR errors of the block as ``make(exc)``: one
+    GeounetError naming the file. GeounetErrors and programming errors pass unchanged."""
+    try:
+        yield
+    except GeounetError:
+        raise
+    except Exception as exc:
+        if not is_io_error(exc):
+            raise
+        raise make(exc) from exc

@@ -44,7 +44,6 @@ from geounet.infer.scene import (
 )
 from geounet.io.atomic import atomic_output
 from geounet.io.raster import open_raster
-from geounet.io.windows import window_starts
 from geounet.io.write import ClassMapWriter, quantize
 from geounet.models.bundle import ModelMeta
 from geounet.models.segmenter import Segmenter
@@ -81,8 +80,7 @@ def chunk_ends(plan: ScenePlan) -> list[int]:
     """The full-resolution rows at which the whole-scene stream ends each chunk it
     writes (the last is the scene height)."""
     mh, height = plan.model_height, plan.info.height
-    th = min(plan.tile, mh)
-    starts = window_starts(mh, th, min(plan.overlap, th - 1))
+    starts, _ = plan.starts()
     ends, row = [], 0
     for i in range(len(starts)):
         available = starts[i + 1] if i + 1 < len(starts) else mh

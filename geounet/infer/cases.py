@@ -112,7 +112,7 @@ def predict_raw(
             predict,
             tile=tile,
             overlap=[t // 2 for t in tile],
-            batch_size=options.batch_size or 4,
+            batch_size=_per_pass(options),
             blend="gaussian",
             progress=progress,
         )
@@ -135,6 +135,11 @@ def _tile(meta: ModelMeta, options: PredictOptions, shape: Sequence[int]) -> lis
     return [min(tile, int(n)) for n in shape]
 
 
+def _per_pass(options: PredictOptions) -> int:
+    """Windows or slices per forward pass: the option, else 4 (chips and volumes)."""
+    return options.batch_size or 4
+
+
 def _plane(image, predict, meta, options, progress) -> torch.Tensor:
     tile = _tile(meta, options, image.shape[1:])
     overlap = options.overlap if options.overlap is not None else max(tile) // 8
@@ -143,7 +148,7 @@ def _plane(image, predict, meta, options, progress) -> torch.Tensor:
         predict,
         tile=tile,
         overlap=[min(overlap, t - 1) for t in tile],
-        batch_size=options.batch_size or 4,
+        batch_size=_per_pass(options),
         progress=progress,
     )
 
@@ -154,11 +159,12 @@ def _slices(volume, predict, context, meta, options, progress) -> torch.Tensor:
     tile = _tile(meta, options, volume.shape[2:])
     out = None
     if tile == list(volume.shape[2:]):  # whole slices fit: batch slices directly
-        for s0 in range(0, n, options.batch_size or 4):
+        per_pass = _per_pass(options)
+        for s0 in range(0, n, per_pass):
             batch = torch.stack(
                 [
                     torch.from_numpy(context_stack(volume.numpy(), s, context))
-                    for s in range(s0, min(n, s0 + (options.batch_size or 4)))
+                    for s in range(s0, min(n, s0 + per_pass))
                 ]
             )
             probs = predict(batch).float()
@@ -166,7 +172,7 @@ def _slices(volume, predict, context, meta, options, progress) -> torch.Tensor:
                 out = torch.zeros(probs.shape[1], n, *volume.shape[2:])
             out[:, s0 : s0 + len(probs)] = probs.transpose(0, 1)
             if progress is not None:
-                progress(min(n, s0 + (options.batch_size or 4)), n)
+                progress(min(n, s0 + per_pass), n)
         return out
     for s in range(n):
         plane = torch.from_numpy(context_stack(volume.numpy(), s, context))

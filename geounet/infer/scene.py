@@ -186,6 +186,14 @@ class ScenePlan:
         cols = self.tile_cols or self.tile
         return min(self.tile, self.model_height), min(cols, self.model_width)
 
+    def starts(self) -> tuple[list[int], list[int]]:
+        """The first rows and columns of the windows, at the model's resolution."""
+        th, tw = self.window
+        return (
+            window_starts(self.model_height, th, min(self.overlap, th - 1)),
+            window_starts(self.model_width, tw, min(self.overlap, tw - 1)),
+        )
+
 
 def fit_tile(size: int, tile: int, overlap: int, stride: int = STRIDE) -> int:
     """The smallest window (a multiple of ``stride``, at most ``tile``) that covers
@@ -369,14 +377,13 @@ def scene_predictor(
     with the batch size settled for the device."""
     device = select_device(options.device)
     options = dataclasses.replace(options, batch_size=batch_size(options, device))
-    th, tw = plan.window
-    overlap = min(plan.overlap, th - 1), min(plan.overlap, tw - 1)
-    n_rows = len(window_starts(plan.model_height, th, overlap[0]))
-    windows = n_rows * len(window_starts(plan.model_width, tw, overlap[1]))
+    row_starts, col_starts = plan.starts()
+    windows = len(row_starts) * len(col_starts)
     if rows is not None:
         windows = -(-windows * (rows[1] - rows[0]) // plan.info.height)
     model = model.to(device).eval().use_channels_last()
-    return make_predictor(model, meta, device, options, windows=windows, window=(th, tw)), options
+    predictor = make_predictor(model, meta, device, options, windows=windows, window=plan.window)
+    return predictor, options
 
 
 def make_predictor(
@@ -454,10 +461,9 @@ def _stream(
     only those rows are handed on: the same windows, sums and rows as the whole scene's
     stream gives them, so that bands predicted apart assemble into the identical map.
     """
-    height, width = reader.shape
+    height, width = reader.shape  # the plan's model_height, model_width
     th, tw = plan.window
-    row_starts = window_starts(height, th, min(plan.overlap, th - 1))
-    col_starts = window_starts(width, tw, min(plan.overlap, tw - 1))
+    row_starts, col_starts = plan.starts()
     m0, m1 = model_rows or (0, height)
     todo = [i for i, r0 in enumerate(row_starts) if r0 < m1 and r0 + th > m0]
     weights = EdgeWeights((th, tw), (height, width), options.blend, plan.overlap)

@@ -22,13 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from geounet.errors import (
-    GeounetError,
-    InputFileNotFoundError,
-    OutputError,
-    first_line,
-    is_io_error,
-)
+from geounet.errors import InputFileNotFoundError, OutputError, first_line, io_errors_as
 
 _HOST = re.sub(r"\W", "_", socket.gethostname(), flags=re.ASCII)[:32] or "host"
 _STAGING = re.compile(r"^\.(?P<stem>.*)\.(?P<host>\w+)-(?P<pid>\d+)-[0-9a-f]{8}\.partial", re.ASCII)
@@ -119,35 +113,27 @@ def glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
 
 
-@contextlib.contextmanager
-def output_errors(path: str | os.PathLike[str]) -> Iterator[None]:
+def output_errors(path: str | os.PathLike[str]) -> contextlib.AbstractContextManager[None]:
     """Turn any failure to write ``path`` into one :class:`OutputError` naming it.
 
     GeounetErrors pass through unchanged; OS, GDAL and OGR errors become "PATH: could
     not write (the disk is full); ..." with the most likely reason.
     """
-    try:
-        yield
-    except GeounetError:
-        raise
-    except Exception as exc:
-        if not is_io_error(exc):
-            raise
-        final = Path(path)
-        raise OutputError(
+    final = Path(path)
+    return io_errors_as(
+        lambda exc: OutputError(
             f"{final}: could not write ({write_failure_reason(exc, final.parent)}); nothing "
             "was left at this path"
-        ) from exc
+        )
+    )
 
 
 def write_failure_reason(exc: BaseException, folder: Path) -> str:
     """The most likely reason a write into ``folder`` failed, in a few words."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        code = seen.errno if isinstance(seen, OSError) else None  # GDAL errors' errno
-        if code in _REASONS:  # is GDAL's error class, not the system's
-            return _REASONS[code]
-        seen = seen.__cause__ or seen.__context__
+    for seen in _chain(exc):
+        # only OSErrors: rasterio's GDAL errors carry GDAL's error class as ``errno``
+        if isinstance(seen, OSError) and seen.errno in _REASONS:
+            return _REASONS[seen.errno]
     text = " ".join(str(e) for e in _chain(exc))
     for code, words in ((errno.ENOSPC, "No space left"), (errno.EFBIG, "File too large")):
         if words in text:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from geounet.errors import GeounetError, InvalidRasterError, first_line, is_io_error
+from geounet.errors import InvalidRasterError, first_line, io_errors_as
 from geounet.io.atomic import require_file
 
 
@@ -102,24 +102,20 @@ def check_georeferenced(src: rasterio.io.DatasetReader, path: str | os.PathLike[
         )
 
 
-@contextlib.contextmanager
-def read_errors(path: str | os.PathLike[str], what: str = "pixels") -> Iterator[None]:
+def read_errors(
+    path: str | os.PathLike[str], what: str = "pixels"
+) -> contextlib.AbstractContextManager[None]:
     """Turn a GDAL or OS failure while reading ``path`` into one InvalidRasterError.
 
     A header that opens but tile data that do not decode (a truncated download, a
     damaged disk) fails only when the pixels are read, often in a reader thread.
     """
-    try:
-        yield
-    except GeounetError:
-        raise
-    except Exception as exc:
-        if not is_io_error(exc):
-            raise
-        raise InvalidRasterError(
+    return io_errors_as(
+        lambda exc: InvalidRasterError(
             f"{path}: cannot read the {what} ({first_line(exc)}); the file is damaged or "
             f"incomplete: check it with gdalinfo -checksum {path}, or download it again"
-        ) from exc
+        )
+    )
 
 
 def raster_info(path: str | os.PathLike[str], *, require_crs: bool = True) -> RasterInfo:

@@ -174,9 +174,9 @@ def load_bundle(path: str | os.PathLike[str]) -> tuple[Segmenter, ModelMeta]:
     meta = read_meta(path)
     try:
         model = build_segmenter(meta)
+    except ModelError:
+        raise
     except (TypeError, ValueError, KeyError) as exc:
-        if isinstance(exc, ModelError):
-            raise
         raise ModelError(
             f"{path}: its metadata describe a model this geounet cannot build "
             f"({meta.architecture}, {first_line(exc)})"
