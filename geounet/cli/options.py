@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -29,6 +31,64 @@ precision_option = click.option(
 def progress_enabled(ctx: click.Context) -> bool:
     """Progress bars unless ``-q`` was given."""
     return (ctx.find_root().obj or {}).get("verbosity", 0) >= 0
+
+
+class PlainProgress:
+    """Progress for a log file or a pipe: a plain line every ``every`` seconds and one
+    when done, instead of a redrawn bar (tqdm's interface: ``n``, ``total``,
+    ``update``, ``close``).
+
+    Args:
+        desc: What is counted, e.g. the scene's name.
+        unit: Unit of the count (``win``, ``px``).
+        every: Seconds between lines.
+        stream: Where to write (default: standard error).
+    """
+
+    def __init__(
+        self, desc: str, unit: str = "it", *, every: float = 30.0, stream: TextIO | None = None
+    ) -> None:
+        self.desc, self.unit, self.every, self.stream = desc, unit, every, stream
+        self.n, self.total = 0, None
+        self._start = self._last = time.perf_counter()
+        self._closed = False
+
+    def _line(self, text: str) -> None:
+        click.echo(f"{self.desc}: {text}", err=True, file=self.stream)
+
+    def update(self, k: int = 1) -> None:
+        """Count ``k`` more; print a line when ``every`` seconds have passed."""
+        self.n += k
+        now = time.perf_counter()
+        if now - self._last >= self.every and self.n:
+            self._last = now
+            share = f" ({100 * self.n / self.total:.0f} %)" if self.total else ""
+            of = f"/{self.total:,}" if self.total else ""
+            self._line(f"{self.n:,}{of} {self.unit}{share}, {_clock(now - self._start)}")
+
+    def close(self) -> None:
+        """The final line: how much in how long."""
+        if not self._closed and self.n:
+            self._line(
+                f"done, {self.n:,} {self.unit} in {_clock(time.perf_counter() - self._start)}"
+            )
+        self._closed = True
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
+def progress_bar(ctx: click.Context, desc: str, unit: str = "it", **tqdm_args: Any) -> Any:
+    """A tqdm bar on a terminal; plain lines (:class:`PlainProgress`) in a log or a pipe;
+    nothing with ``-q``."""
+    from tqdm import tqdm
+
+    enabled = progress_enabled(ctx)
+    if enabled and not sys.stderr.isatty():
+        return PlainProgress(desc, unit)
+    return tqdm(desc=desc, unit=unit, disable=not enabled, **tqdm_args)
 
 
 def _class_list(value: str | None) -> list[int | str] | None:

@@ -12,7 +12,7 @@ from geounet.cli.options import (
     device_option,
     make_vectorize_options,
     precision_option,
-    progress_enabled,
+    progress_bar,
     vector_options,
 )
 
@@ -123,8 +123,6 @@ def predict(
     Volume models: a case folder, or its modality files joined by commas -> .nii.gz on the
     input's affine. Slice models (.mat): a file or a folder of them -> .png.
     """
-    from tqdm import tqdm
-
     import geounet.api as gu
 
     if vector and len(scenes) > 1:
@@ -153,8 +151,8 @@ def predict(
         raise click.UsageError("--band-rows splits scenes for --cluster or --scheduler")
     distributed = cluster or scheduler
     # windows of each scene; on a cluster, one bar over the whole job's pixels
-    unit = {"unit": "px", "unit_scale": True} if distributed else {"unit": "win"}
-    bars: list[tqdm] = []
+    unit, scale = ("px", {"unit_scale": True}) if distributed else ("win", {})
+    bars: list = []
 
     def progress(name: str):
         for bar in bars:
@@ -163,7 +161,7 @@ def predict(
 
         def update(done: int, total: int) -> None:
             if not bars:  # created at the first report: nothing is drawn before an error
-                bars.append(tqdm(desc=name, disable=not progress_enabled(ctx), **unit))
+                bars.append(progress_bar(ctx, name, unit, **scale))
             bar = bars[0]
             bar.total = total
             bar.update(done - bar.n)

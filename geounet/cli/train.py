@@ -49,9 +49,5 @@ def train(
         result = run_training(config, overrides, progress=progress_enabled(ctx))
     if result.global_rank > 0:  # data-parallel run: rank 0 reports
         return
-    click.echo(
-        f"best validation IoU {result.best_val_iou:.4f} (epoch {result.best_epoch}) after "
-        f"{result.epochs} epochs in {result.seconds / 60:.1f} min"
-    )
-    click.echo(f"model:   {result.model_path}")
     click.echo(f"metrics: {result.metrics_path}")
+    click.echo(result.summary())

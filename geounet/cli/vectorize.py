@@ -9,7 +9,7 @@ import click
 from geounet.cli.options import (
     describe_features,
     make_vectorize_options,
-    progress_enabled,
+    progress_bar,
     vector_options,
 )
 
@@ -55,19 +55,17 @@ def vectorize(
       geounet vectorize landcover.tif -o cover.gpkg --simplify 2 --smooth water,forest
       geounet vectorize roads.tif -o roads.gpkg --lines --spur 10 --gap 15
     """
-    from tqdm import tqdm
-
     from geounet.api import vectorize as run
 
     options = make_vectorize_options(window=window, **shared)
-    bars: list[tqdm] = []
+    bars: list = []
 
     def progress(done: int, total: int) -> None:
         if not bars:  # opened on the first window, so input errors print no bar
-            bars.append(tqdm(desc="vectorize", unit="win", total=total, disable=not show))
+            bars.append(progress_bar(ctx, "vectorize", "win", total=total))
+            bars[0].total = total
         bars[0].update(done - bars[0].n)
 
-    show = progress_enabled(ctx)
     try:
         gdf = run(
             mask, output, options, probabilities=probabilities, crs=vector_crs, progress=progress

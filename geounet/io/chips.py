@@ -17,6 +17,7 @@ import rasterio
 
 from geounet.errors import InvalidRasterError
 from geounet.io.atomic import atomic_output, require_file
+from geounet.io.style import class_colors, write_class_map_styles
 
 CHIP_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -65,29 +66,34 @@ def write_chip_classes(
     class_names: Sequence[str] = (),
     georef: dict | None = None,
 ) -> Path:
-    """Write a (H, W) class map as a palette PNG or a GeoTIFF with a colour table, atomically.
+    """Write a (H, W) class map as a palette PNG or a GeoTIFF, atomically.
 
-    PNG and TIFF files get the class colours as their palette, so image viewers and QGIS
-    show the classes in colour while the pixel values stay the class ids.
+    A PNG's palette (and its transparency) has exactly the class colours, so image viewers
+    and QGIS show the classes in colour while the pixel values stay the class ids; a TIFF
+    gets its palette and class names in ``NAME.tif.aux.xml`` and a QGIS style
+    ``NAME.qml``, as scene class maps do.
 
     Args:
         path: Output path; ``.png`` or ``.tif`` / ``.tiff``.
         classes: Class ids (fewer than 256 classes).
-        colors: RGB colour of each class.
+        colors: RGB(A) colour of each class.
         class_names: Names of the classes, stored in a TIFF's metadata.
         georef: ``{"crs", "transform"}`` to georeference a TIFF (from :func:`chip_profile`).
     """
     out = Path(path)
     suffix = out.suffix.lower()
     data = classes.astype(np.uint8)
+    names = list(class_names) or [str(i) for i in range(len(colors))]
+    rgba = class_colors(names, colors)
     if suffix == ".png":
         from PIL import Image
 
-        palette = [v for c in colors for v in c[:3]]
         image = Image.fromarray(data, mode="P")
-        image.putpalette(palette + [0] * (768 - len(palette)))
+        image.putpalette([v for c in rgba for v in c[:3]])
+        alpha = bytes(c[3] for c in rgba)
+        extra = {"transparency": alpha} if min(alpha, default=255) < 255 else {}
         with atomic_output(out) as tmp:
-            image.save(tmp, format="PNG", optimize=True)
+            image.save(tmp, format="PNG", optimize=True, **extra)
         return out
     if suffix not in (".tif", ".tiff"):
         raise InvalidRasterError(f"{out}: write class maps of chips as .png or .tif")
@@ -104,7 +110,8 @@ def write_chip_classes(
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with atomic_output(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data, 1)
-            dst.write_colormap(1, {i: (*tuple(c[:3]), 255) for i, c in enumerate(colors)})
+            dst.set_band_description(1, "class")
             if class_names:
                 dst.update_tags(GEOUNET_CLASSES=",".join(class_names))
+    write_class_map_styles(out, names, rgba)
     return out

@@ -12,11 +12,18 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from geounet.io.atomic import atomic_output, output_errors
 from geounet.io.raster import RasterInfo
+from geounet.io.style import (
+    class_colors,
+    default_colors,
+    write_class_map_styles,
+    write_probability_style,
+)
+
+__all__ = ["ClassMapWriter", "InstanceMapWriter", "default_colors", "write_class_map"]
 
 CLASSES_TAG = "GEOUNET_CLASSES"
 INSTANCES_TAG = "GEOUNET_INSTANCES"  # instance rasters: the name of the objects' class
@@ -42,15 +49,17 @@ def write_class_map(
 ) -> Path:
     """Write a class map on ``grid`` (same CRS, transform, size) as a styled COG.
 
-    The file carries the class names in the ``GEOUNET_CLASSES`` tag and a colour table,
-    so QGIS shows it styled and ``geounet vectorize`` names the classes.
+    The file carries the class names in the ``GEOUNET_CLASSES`` tag (``geounet vectorize``
+    names the classes from it); ``NAME.tif.aux.xml`` beside it gives GDAL a colour table
+    of exactly the classes and their names, and ``NAME.qml`` gives QGIS the legend.
 
     Args:
         path: Output path (written atomically).
         classes: (height, width) integer class ids.
         grid: The reference grid, usually the input scene's :class:`RasterInfo`.
         class_names: Names of classes 0..K-1.
-        colors: RGB colours per class (defaults to a built-in palette).
+        colors: RGB(A) colours per class (default: by class name, see
+            :func:`geounet.io.style.default_colors`).
         nodata: Value marking pixels without prediction (default 255 / 65535).
 
     Returns:
@@ -67,15 +76,16 @@ class ClassMapWriter:
     """Write a class map (and optionally class probabilities) row band by row band.
 
     Rows go to uncompressed tiled staging GeoTIFFs beside the outputs; closing the writer
-    converts them to Cloud-Optimized GeoTIFFs (DEFLATE, overviews, colour table, class
-    names) and renames them into place. An exception inside the ``with`` block leaves
-    nothing at the output paths. Memory use does not depend on the scene size.
+    converts them to Cloud-Optimized GeoTIFFs (DEFLATE, overviews, class names), renames
+    them into place and writes their style sidecars (:mod:`geounet.io.style`). An
+    exception inside the ``with`` block leaves nothing at the output paths. Memory use
+    does not depend on the scene size.
 
     Args:
         path: Class-map output path.
         grid: The output grid (CRS, transform, size).
         class_names: Names of classes 0..K-1.
-        colors: RGB colour per class (default palette otherwise).
+        colors: RGB(A) colour per class (default: by class name).
         nodata: Class-map nodata value (default 255 / 65535).
         probabilities: Optional path of a K-band uint8 (0-255) probability COG.
         probability_names: Names of the probability bands (default: the classes).
@@ -102,7 +112,7 @@ class ClassMapWriter:
             raise ValueError(
                 f"nodata {self.nodata} collides with class ids 0..{len(class_names) - 1}"
             )
-        self.colors = list(colors) if colors else default_colors(len(class_names))
+        self.colors = class_colors(self.class_names, colors)
         self.prob_path = Path(probabilities) if probabilities else None
         self.prob_names = list(probability_names or self.class_names)
         self.tags = dict(tags or {})
@@ -120,10 +130,6 @@ class ClassMapWriter:
         stack.callback(self._dst.close)
         self._dst.update_tags(**{CLASSES_TAG: json.dumps(self.class_names)}, **self.tags)
         self._dst.set_band_description(1, "class")
-        if self.dtype == "uint8":
-            cmap = {i: (*map(int, c[:3]), 255) for i, c in enumerate(self.colors)}
-            self._dst.write_colormap(1, cmap)
-            self._dst.colorinterp = [ColorInterp.palette]
         self._prob = None
         if self.prob_path is not None:
             self._prob_tmp = stack.enter_context(atomic_output(self.prob_path, translate=False))
@@ -177,7 +183,19 @@ class ClassMapWriter:
         except BaseException:
             self._stack.__exit__(*sys.exc_info())
             raise
-        return self._stack.__exit__(*exc)
+        suppress = self._stack.__exit__(*exc)
+        if exc[0] is None:
+            self._write_styles()
+        return suppress
+
+    def _write_styles(self) -> None:
+        """The style sidecars, once the outputs are in place (a colour table inside a
+        TIFF always has 256 opaque entries; the sidecar's has the classes, with alpha)."""
+        with output_errors(self.path):
+            write_class_map_styles(self.path, self.class_names, self.colors)
+        if self._prob is not None:
+            with output_errors(self.prob_path):
+                write_probability_style(self.prob_path, self.prob_names)
 
 
 class InstanceMapWriter:
@@ -274,24 +292,3 @@ def _to_cog(staging: Path, out: Path, overview_resampling: str) -> None:
         BIGTIFF="IF_SAFER",
         NUM_THREADS="ALL_CPUS",
     )
-
-
-def default_colors(n: int) -> list[tuple[int, int, int]]:
-    """A readable palette: black background, then distinct colours."""
-    base = [
-        (0, 0, 0),
-        (230, 25, 75),
-        (60, 180, 75),
-        (255, 225, 25),
-        (0, 130, 200),
-        (245, 130, 48),
-        (145, 30, 180),
-        (70, 240, 240),
-        (240, 50, 230),
-        (210, 245, 60),
-        (250, 190, 212),
-        (0, 128, 128),
-    ]
-    rng = np.random.default_rng(0)
-    extra = [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(max(0, n - len(base)))]
-    return (base + extra)[:n]

@@ -197,7 +197,7 @@ def prepare_cases(config: Any) -> PreparedCases:
         in_channels=n_channels,
         out_channels=1 if len(data.classes) == 2 else len(data.classes),
         classes=list(data.classes),
-        colors=[list(c) for c in (data.colors or default_colors(len(data.classes)))],
+        colors=[list(c) for c in (data.colors or default_colors(data.classes))],
         bands=names,
         mean=mean,
         std=std,

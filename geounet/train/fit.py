@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import re
 import signal
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from geounet.runtime import (
     use_compile_cache,
 )
 from geounet.train.losses import build_loss, build_object_loss
+from geounet.train.progress import LogLines, ShortRunWarning, clock
 from geounet.train.task import BestModelSaver, SegmentationTask, Throughput
 
 if TYPE_CHECKING:  # configuration is read by geounet.api; fit takes the parsed sections
@@ -77,6 +79,15 @@ class TrainResult:
     epochs: int
     seconds: float
     global_rank: int = 0  # data-parallel runs: only rank 0 wrote the files and reports
+    steps: int = 0  # optimisation steps
+
+    def summary(self) -> str:
+        """One line: epochs, steps, time, best validation IoU and where the model is."""
+        return (
+            f"trained {self.epochs} epochs ({self.steps} steps) in {clock(self.seconds)}: "
+            f"best validation IoU {self.best_val_iou:.4f} (epoch {self.best_epoch}); "
+            f"model {self.model_path}"
+        )
 
 
 @dataclass
@@ -194,7 +205,7 @@ def _prepare(config: Config, run_dir: Path) -> Prepared:
         in_channels=len(images.band_indexes),
         out_channels=out_channels,
         classes=list(classes),
-        colors=[list(c) for c in (data.colors or default_colors(len(classes)))],
+        colors=[list(c) for c in (data.colors or default_colors(classes))],
         bands=band_names,
         mean=mean,
         std=std,
@@ -442,7 +453,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
     saver = BestModelSaver(
         saver_for(model_path), monitor="val_iou", save_last=saver_for(run_dir / LAST_FILE)
     )
-    trainer = make_trainer(config, run_dir, [saver, Throughput()], progress)
+    trainer = make_trainer(config, run_dir, [saver, Throughput(), ShortRunWarning()], progress)
     _log_batch(tcfg, trainer.world_size)
     with warnings.catch_warnings():
         for message in (
@@ -494,6 +505,7 @@ def fit(config: Config, *, progress: bool = True, resume: bool = False) -> Train
         epochs=trainer.current_epoch,
         seconds=time.perf_counter() - start,
         global_rank=trainer.global_rank,
+        steps=trainer.global_step,
     )
 
 
@@ -615,6 +627,8 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool)
     last = LastCheckpoint(
         dirpath=run_dir, filename="last", save_top_k=0, save_last=True, enable_version_counter=False
     )
+    if progress and not sys.stderr.isatty():
+        callbacks = [*callbacks, LogLines()]
     parallel = per_node * nodes > 1
     one = [device.index or 0] if device.type == "cuda" else 1
     devices = per_node if parallel else one
@@ -640,7 +654,7 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool)
         logger=loggers,
         enable_checkpointing=True,
         enable_model_summary=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=progress,  # bars on a terminal, plain lines in a log
         log_every_n_steps=1,
         num_sanity_val_steps=0,
         default_root_dir=run_dir,

@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pyproj.exceptions import CRSError
 
 from geounet.errors import GeounetError, InvalidVectorError, UnsupportedFormatError
 from geounet.io.atomic import atomic_output
+from geounet.io.style import style_path, write_vector_style
 
 DRIVERS = {
     ".geojson": "GeoJSON",
@@ -25,7 +27,9 @@ DRIVERS = {
     ".parquet": "GeoParquet",
     ".shp": "ESRI Shapefile",
 }
-SHAPEFILE_NAMES = {"perimeter_m": "perim_m"}
+# dBASE field names stop at 10 characters: geounet's longer columns get these names.
+SHAPEFILE_NAMES = {"perimeter_m": "perim_m", "class_share": "cls_share"}
+GPKG_VERSION = "1.2"  # read without warnings by GDAL >= 2.2 (3.6 warns on 1.4)
 log = logging.getLogger(__name__)
 _SHP_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx")
 
@@ -34,10 +38,11 @@ def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *, crs: A
     """Write ``gdf`` to ``path`` in the format given by its extension, atomically.
 
     ``.geojson``/``.json`` are RFC 7946 GeoJSON (EPSG:4326, lon/lat, counter-clockwise
-    exterior rings, no ``crs`` member); ``.gpkg``, ``.fgb``, ``.shp`` and ``.parquet``
-    (GeoParquet) keep the frame's CRS, or ``crs`` if given; shapefiles name
-    ``perimeter_m`` ``perim_m`` (10-character limit). An existing
-    file at ``path`` is replaced; empty frames give a valid empty layer.
+    exterior rings, no ``crs`` member); ``.gpkg`` (GeoPackage 1.2), ``.fgb``, ``.shp`` and
+    ``.parquet`` (GeoParquet) keep the frame's CRS, or ``crs`` if given; shapefiles get
+    field names of at most 10 characters (:func:`shapefile_names`). An existing file at
+    ``path`` is replaced; empty frames give a valid empty layer. A frame carrying
+    ``attrs["style"]`` (``field``, ``classes``, ``colors``) gets a QGIS style beside it.
 
     Args:
         gdf: Frame to write; must have a CRS.
@@ -49,6 +54,8 @@ def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *, crs: A
     """
     path = Path(path)
     driver = check_vector_path(path, crs=crs)
+    style = gdf.attrs.get("style")
+    geometry = gdf.attrs.get("geometry_type", "Polygon")
     if gdf.crs is None:
         raise InvalidVectorError(
             f"{path}: the polygons have no CRS; set one with gdf.set_crs(...) before writing"
@@ -68,10 +75,57 @@ def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *, crs: A
             gdf.to_parquet(tmp)
         elif driver == "ESRI Shapefile":
             _write_shapefile(gdf, tmp, path)
+        elif driver == "GPKG":
+            _write_ogr(gdf, tmp, driver, path.stem, dataset_options={"VERSION": GPKG_VERSION})
         else:
             options = {"RFC7946": "YES"} if driver == "GeoJSON" else {}
             _write_ogr(gdf, tmp, driver, path.stem, **options)
+    if style:
+        _write_style(path, style, geometry)
     return path
+
+
+def _write_style(path: Path, style: dict[str, Any], geometry: str) -> None:
+    """The QGIS style beside ``path``, unless a raster of the same name already has it."""
+    qml = style_path(path)
+    raster = next(
+        (r for r in (path.with_suffix(".tif"), path.with_suffix(".tiff")) if r.exists()), None
+    )
+    if raster is not None and qml.exists():
+        log.info(
+            "%s: %s styles the raster %s; name the vector file differently for its own style",
+            path,
+            qml.name,
+            raster.name,
+        )
+        return
+    colors = [tuple(c) for c in style["colors"]]
+    write_vector_style(path, style["field"], style["classes"], colors, geometry)
+
+
+def shapefile_names(columns: Sequence[str]) -> dict[str, str]:
+    """New names of the columns too long for a shapefile (dBASE: 10 characters).
+
+    ``perimeter_m`` becomes ``perim_m`` and ``class_share`` ``cls_share``; a class share
+    ``share_<class>`` becomes ``s_<class>`` cut to 10 characters; other long names are
+    cut, with a number where two would collide.
+    """
+    taken = {c for c in columns if len(c) <= 10}
+    renamed: dict[str, str] = {}
+    for column in columns:
+        if len(column) <= 10:
+            continue
+        name = SHAPEFILE_NAMES.get(column)
+        if name is None and column.startswith("share_"):
+            name = "s_" + column[len("share_") :]
+        name = (name or column)[:10]
+        n = 1
+        while name in taken:
+            suffix = f"_{n}"
+            name, n = (name[: 10 - len(suffix)] + suffix), n + 1
+        taken.add(name)
+        renamed[column] = name
+    return renamed
 
 
 def check_vector_path(path: str | os.PathLike[str], *, crs: Any = None) -> str:
@@ -105,7 +159,7 @@ def check_vector_path(path: str | os.PathLike[str], *, crs: Any = None) -> str:
     return driver
 
 
-def _write_ogr(gdf: gpd.GeoDataFrame, tmp: Path, driver: str, layer: str, **options: str) -> None:
+def _write_ogr(gdf: gpd.GeoDataFrame, tmp: Path, driver: str, layer: str, **options: Any) -> None:
     """Write with pyogrio; empty frames get an explicit geometry type (``attrs
     ["geometry_type"]``, default Polygon) so the schema holds."""
     kind = gdf.attrs.get("geometry_type", "Polygon")
@@ -120,8 +174,14 @@ def _write_shapefile(gdf: gpd.GeoDataFrame, tmp: Path, final: Path) -> None:
     here first, and removed if anything fails.
     """
     sidecars = [tmp.with_suffix(ext) for ext in _SHP_SIDECARS]
-    # dBASE field names stop at 10 characters.
-    gdf = gdf.rename(columns={c: s for c, s in SHAPEFILE_NAMES.items() if c in gdf.columns})
+    renamed = shapefile_names([str(c) for c in gdf.columns if c != gdf.geometry.name])
+    if renamed:
+        log.info(
+            "%s: shapefile field names have at most 10 characters: %s",
+            final,
+            ", ".join(f"{a} -> {b}" for a, b in renamed.items()),
+        )
+        gdf = gdf.rename(columns=renamed)
     try:
         _write_ogr(gdf, tmp, "ESRI Shapefile", final.stem)
         for ext in _SHP_SIDECARS:

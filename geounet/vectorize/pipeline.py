@@ -25,6 +25,7 @@ from pyproj import CRS
 from geounet.errors import ConfigError, DataError, InvalidRasterError
 from geounet.io.atomic import check_output
 from geounet.io.geodesy import geodesic_area_perimeter, geodesic_length_m, pixel_size_m
+from geounet.io.style import class_colors
 from geounet.vectorize.export import check_vector_path, write_vectors
 from geounet.vectorize.network import NetworkParams, mask_network
 from geounet.vectorize.options import VectorizeOptions, resolve_classes, selected
@@ -84,9 +85,10 @@ def vectorize_raster(
         settings = source.line_settings()
         if options.lines or (options.lines is None and settings is not None):
             try:
-                return _network_frame(source, options, settings or {}, class_names, progress)
+                frame = _network_frame(source, options, settings or {}, class_names, progress)
             except (DataError, ConfigError) as exc:
                 raise type(exc)(f"{path}: {exc}") from exc
+            return _styled(frame, source, class_names or source.class_names())
         names = list(class_names) if class_names is not None else source.class_names()
         src = source.src
         instance_class = source.instance_class()
@@ -122,11 +124,34 @@ def vectorize_raster(
                 votes=votes,
                 vote_classes=len(names or []),
             )
-            return _frame(
+            frame = _frame(
                 regions, src.transform, src.crs, src.bounds, names, options, field=field_name
             )
+            return _styled(frame, votes or source, names)
         except (DataError, ConfigError) as exc:
             raise type(exc)(f"{path}: {exc}") from exc
+
+
+def _styled(
+    frame: gpd.GeoDataFrame, source: RasterClassSource | None, names: Sequence[str] | None
+) -> gpd.GeoDataFrame:
+    """``frame`` with ``attrs["style"]``: the class colours of the class map (its colour
+    table, else the defaults) for the QGIS style written beside the vector file."""
+    names = list(names or [])
+    table: dict = {}
+    if source is not None:
+        try:
+            table = source.src.colormap(1)
+        except ValueError:  # no colour table
+            table = {}
+    known = all(i in table for i in range(len(names)))
+    colors = [table[i] for i in range(len(names))] if names and known else None
+    frame.attrs["style"] = {
+        "field": "class_name",
+        "classes": names,
+        "colors": [list(c) for c in class_colors(names, colors)],
+    }
+    return frame
 
 
 LINE_COLUMNS = ("class_id", "class_name", "length_m")
@@ -280,7 +305,9 @@ def polygonize(
     h, w = source.height, source.width
     corners = np.array([transform * (0, 0), transform * (w, h)])
     bounds = (*corners.min(axis=0), *corners.max(axis=0))
-    return _frame(regions, transform, crs, bounds, class_names, options)
+    frame = _frame(regions, transform, crs, bounds, class_names, options)
+    top = int(frame["class_id"].max()) if len(frame) else 0
+    return _styled(frame, None, class_names or [f"class_{i}" for i in range(top + 1)])
 
 
 def _frame(
@@ -324,6 +351,7 @@ def _frame(
         regularize=selected(options.regularize, names, "regularize"),
         smooth=selected(options.smooth, names, "smooth"),
     )
+    geoms = clip_to_extent(geoms, bounds)
     area, perimeter = geodesic_area_perimeter(geoms, crs)
     keep = ~shapely.is_empty(geoms) & (area >= options.min_area_m2) & (area > 0)
     names = list(names or [])
@@ -347,6 +375,29 @@ def _frame(
     if conf_sum is not None:
         data[CONFIDENCE] = np.round(conf_sum[keep] / np.maximum(pixels[keep], 1), 4)
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms[keep], crs=crs), crs=crs)
+
+
+def clip_to_extent(geoms: np.ndarray, bounds: Sequence[float]) -> np.ndarray:
+    """Polygons cut to the raster's footprint: regularization and smoothing may move an
+    edge past the scene's border, where the raster says nothing."""
+    if geoms.size == 0:
+        return geoms
+    extent = shapely.box(*bounds)  # a rotated grid: the box around it
+    shapely.prepare(extent)
+    outside = ~shapely.contains(extent, geoms) & ~shapely.is_empty(geoms)
+    if outside.any():
+        cut = shapely.intersection(geoms[outside], extent)
+        geoms = geoms.copy()
+        geoms[outside] = [_polygonal(g) for g in cut]
+    return geoms
+
+
+def _polygonal(geom: Any) -> Any:
+    """The polygon parts of ``geom`` (an intersection can add lines along the cut)."""
+    if geom.geom_type in ("Polygon", "MultiPolygon") or geom.is_empty:
+        return geom
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
 def share_column(name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -44,10 +45,21 @@ def test_train_predict_vectorize(scenes: tuple, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     runner = CliRunner()
     result = runner.invoke(
-        cli, ["-q", "train", str(config), "--set", f"run_dir={run_dir}"], catch_exceptions=False
+        cli, ["train", str(config), "--set", f"run_dir={run_dir}"], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
-    assert "best validation IoU" in result.output
+    # Not a terminal: plain progress lines, no bar redraws; then one summary line.
+    log = result.stderr
+    assert "\r" not in log and "\x1b" not in log
+    assert "training: up to 2 epochs of 2 steps" in log
+    assert re.search(r"^epoch 0, loss [0-9.]+, val loss [0-9.]+, val IoU [0-9.]+ \(best", log, re.M)
+    assert re.search(r"^epoch 1, loss", log, re.M)
+    assert re.search(
+        r"^trained 2 epochs \(4 steps\) in 0:\d\d: best validation IoU [0-9.]+ \(epoch \d\); "
+        r"model .*model.safetensors$",
+        result.stdout,
+        re.M,
+    )
     model = run_dir / "model.safetensors"
     assert model.exists()
     assert (run_dir / "metrics.csv").read_text().startswith("epoch")
@@ -56,10 +68,12 @@ def test_train_predict_vectorize(scenes: tuple, tmp_path: Path) -> None:
     mask = tmp_path / "mask.tif"
     result = runner.invoke(
         cli,
-        ["-q", "predict", str(model), str(test.image_path), "-o", str(mask)],
+        ["predict", str(model), str(test.image_path), "-o", str(mask)],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
+    assert re.search(r"^test.tif: done, \d+ win in 0:\d\d$", result.stderr, re.M)
+    assert "\r" not in result.stderr
     with rasterio.open(mask) as out, rasterio.open(test.image_path) as src:
         assert (out.crs, out.transform, out.shape) == (src.crs, src.transform, src.shape)
         assert json.loads(out.tags()["GEOUNET_CLASSES"]) == ["background", "building"]

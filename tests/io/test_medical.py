@@ -85,12 +85,19 @@ def test_chip_png_palette_and_tif(tmp_path: Path) -> None:
     png = write_chip_classes(tmp_path / "c.png", classes, colors=colors)
     with Image.open(png) as img:
         assert img.mode == "P"
-        assert img.getpalette()[6:9] == [250, 0, 0]
+        assert img.getpalette() == [0, 0, 0, 10, 20, 30, 250, 0, 0]  # exactly the classes
+        assert "transparency" not in img.info
         assert np.array_equal(np.asarray(img), classes)
+    named = write_chip_classes(
+        tmp_path / "n.png", classes, colors=colors, class_names=["background", "b", "c"]
+    )
+    with Image.open(named) as img:
+        assert img.info["transparency"] == 0  # palette index 0 (background) see-through
     tif = write_chip_classes(
         tmp_path / "c.tif", classes, colors=colors, class_names=["a", "b", "c"]
     )
     assert np.array_equal(read_chip(tif)[0], classes)
+    assert (tmp_path / "c.qml").is_file() and (tmp_path / "c.tif.aux.xml").is_file()
     with pytest.raises(InvalidRasterError, match=r"\.png or \.tif"):
         write_chip_classes(tmp_path / "c.bmp", classes, colors=colors)
 

@@ -62,8 +62,50 @@ def test_output_on_exact_grid_with_tags_and_colours(geotiff, tmp_path, rng):
             assert cmap[i][:3] == c
         assert src.descriptions == ("class",)
     assert _is_cog(out)
-    # Nothing else left beside the output.
-    assert sorted(p.name for p in out.parent.iterdir()) == ["classes.tif"]
+    # Nothing else beside the output than its GDAL and QGIS styles.
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "classes.qml",
+        "classes.tif",
+        "classes.tif.aux.xml",
+    ]
+
+
+def test_palette_has_exactly_the_classes_named_with_a_transparent_background(geotiff, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    grid = _grid(geotiff, 8, 8)
+    names = ["background", "building", "road"]
+    out = write_class_map(tmp_path / "c.tif", np.zeros(grid.shape, "uint8"), grid, class_names=names)
+    with rasterio.open(out) as src:  # GDAL reads the sidecar's colour table
+        cmap = src.colormap(1)
+        assert src.colorinterp[0] == ColorInterp.palette
+    assert len(cmap) == 3
+    assert cmap[0][3] == 0  # background transparent over the imagery
+    assert cmap[1][3] == cmap[2][3] == 255
+    band = ET.parse(f"{out}.aux.xml").getroot().find("PAMRasterBand")
+    assert [c.text for c in band.find("CategoryNames")] == names
+    qml = ET.parse(tmp_path / "c.qml").getroot()
+    entries = qml.findall("pipe/rasterrenderer/colorPalette/paletteEntry")
+    assert [(e.get("value"), e.get("label"), e.get("alpha")) for e in entries] == [
+        ("0", "background", "0"),
+        ("1", "building", "255"),
+        ("2", "road", "255"),
+    ]
+    assert qml.find("pipe/rasterrenderer").get("type") == "paletted"
+
+
+def test_four_value_colours_keep_an_opaque_background(geotiff, tmp_path):
+    grid = _grid(geotiff, 8, 8)
+    colors = [[255, 255, 255, 255], [255, 0, 0]]
+    out = write_class_map(
+        tmp_path / "c.tif",
+        np.zeros(grid.shape, "uint8"),
+        grid,
+        class_names=["background", "building"],
+        colors=colors,
+    )
+    with rasterio.open(out) as src:
+        assert src.colormap(1) == {0: (255, 255, 255, 255), 1: (255, 0, 0, 255)}
 
 
 def test_default_colours_and_custom_nodata(geotiff, tmp_path):
@@ -73,7 +115,7 @@ def test_default_colours_and_custom_nodata(geotiff, tmp_path):
     out = write_class_map(tmp_path / "c.tif", classes, grid, class_names=["a", "b"], nodata=7)
     with rasterio.open(out) as src:
         assert src.nodata == 7
-        assert src.colormap(1)[1][:3] == default_colors(2)[1]
+        assert src.colormap(1)[1][:3] == default_colors(2)[1][:3]
         assert src.read(1)[0, 0] == 1
         assert src.read_masks(1).sum() == 255  # only one valid pixel
 
@@ -105,7 +147,7 @@ def test_large_map_is_tiled_cog_with_overviews(geotiff, tmp_path):
         # Nearest overview resampling keeps class ids.
         ov = src.read(1, out_shape=(512, 512))
         assert set(np.unique(ov)) <= {0, 1}
-        assert src.colormap(1)[1][:3] == default_colors(2)[1]
+        assert src.colormap(1)[1][:3] == default_colors(2)[1][:3]
     assert _is_cog(out)
 
 

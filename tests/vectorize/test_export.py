@@ -171,7 +171,7 @@ def test_failed_write_leaves_nothing(gdf, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         write_vectors(gdf.iloc[:1], target)
     assert target.read_bytes() == before  # the old file is untouched
-    assert os.listdir(tmp_path) == ["out.gpkg"]
+    assert sorted(os.listdir(tmp_path)) == ["out.gpkg", "out.qml"]  # the first write's
 
 
 def test_parquet(gdf, tmp_path):
@@ -182,3 +182,54 @@ def test_parquet(gdf, tmp_path):
     else:
         back = gpd.read_parquet(write_vectors(gdf, tmp_path / "out.parquet"))
         assert back.crs.to_epsg() == 32636 and len(back) == len(gdf)
+
+
+def test_gpkg_is_version_1_2_for_older_gdal(gdf, tmp_path):
+    import sqlite3
+
+    out = write_vectors(gdf, tmp_path / "b.gpkg")
+    with sqlite3.connect(out) as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47  # "GPKG"
+        # 10200: GeoPackage 1.2, read without warnings by GDAL >= 2.2 (3.6 warns on 1.4)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 10200
+
+
+def test_shapefile_field_names_fit_ten_characters(tmp_path, caplog):
+    from geounet.vectorize.export import shapefile_names
+
+    assert shapefile_names(["class_id", "perimeter_m", "class_share"]) == {
+        "perimeter_m": "perim_m",
+        "class_share": "cls_share",
+    }
+    renamed = shapefile_names(["share_minor_damage", "share_minor_damaged", "s_minor_da"])
+    assert renamed == {"share_minor_damage": "s_minor__1", "share_minor_damaged": "s_minor__2"}
+    frame = gpd.GeoDataFrame(
+        {"class_name": ["a"], "perimeter_m": [4.0], "share_no_damage": [0.5]},
+        geometry=[shapely.box(500_000, 6_649_990, 500_001, 6_649_991)],
+        crs=UTM,
+    )
+    with caplog.at_level("INFO", logger="geounet"):
+        out = write_vectors(frame, tmp_path / "b.shp")
+    assert list(pyogrio.read_info(out)["fields"]) == ["class_name", "perim_m", "s_no_damag"]
+    assert "perimeter_m -> perim_m, share_no_damage -> s_no_damag" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["b.gpkg", "b.geojson", "b.shp", "b.fgb"])
+def test_vector_layers_get_a_categorized_qgis_style(gdf, tmp_path, name):
+    import xml.etree.ElementTree as ET
+
+    write_vectors(gdf, tmp_path / name)
+    qml = ET.parse(tmp_path / "b.qml").getroot()  # valid XML, applied by QGIS on opening
+    renderer = qml.find("renderer-v2")
+    assert renderer.get("type") == "categorizedSymbol"
+    assert renderer.get("attr") == "class_name"
+    categories = [c.get("value") for c in renderer.find("categories")]
+    assert categories == ["building", "road"]  # background is transparent: not listed
+    assert len(renderer.find("symbols")) == 2
+
+
+def test_a_vector_beside_its_raster_leaves_the_raster_style(gdf, tmp_path, geotiff):
+    (tmp_path / "b.tif").write_bytes(b"")
+    (tmp_path / "b.qml").write_text("<qgis/>")
+    write_vectors(gdf, tmp_path / "b.gpkg")
+    assert (tmp_path / "b.qml").read_text() == "<qgis/>"

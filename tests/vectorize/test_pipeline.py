@@ -307,3 +307,25 @@ def test_min_area_applies_to_the_final_area():
         nodata=NODATA,
     )
     assert (gdf.area_m2 >= 25.0).all() and len(gdf) == 3
+
+
+@pytest.mark.parametrize("settings", [{"regularize": True}, {"smooth": True}, {}])
+def test_polygons_stay_inside_the_raster(settings):
+    """Regularized footprints of buildings cut by the scene's edge used to reach past it."""
+    transform = Affine(0.3, 0, 500_000.0, 0, -0.3, 6_650_000.0)
+    yy, xx = np.mgrid[:64, :64]
+    mask = np.zeros((64, 64), np.uint8)
+    for cy, cx in [(0, 30), (63, 20), (30, 0), (40, 63), (0, 0)]:  # rotated, cut by an edge
+        mask[(abs((yy - cy) + (xx - cx)) < 14) & (abs((yy - cy) - (xx - cx)) < 10)] = 1
+    gdf = polygonize(
+        mask,
+        transform,
+        "EPSG:32636",
+        VectorizeOptions(**settings),
+        class_names=["background", "building"],
+    )
+    extent = shapely.box(500_000, 6_650_000 - 64 * 0.3, 500_000 + 64 * 0.3, 6_650_000)
+    assert len(gdf) == 5
+    assert gdf.geometry.is_valid.all()
+    assert set(gdf.geom_type) <= {"Polygon", "MultiPolygon"}
+    assert gdf.geometry.difference(extent).area.max() < 1e-9
