@@ -6,7 +6,8 @@ the outputs of ``geounet demo`` (or any run with the same file names)::
     .venv/bin/geounet demo --output demo_output
     QT_QPA_PLATFORM=offscreen /usr/bin/python3 benchmarks/qgis_render.py demo_output docs/img
 
-The script vectorizes the class map to GeoPackage, shapefile and GeoJSON with geounet,
+The script predicts the demo's test scene with the demo's model (class map, probabilities,
+instances), vectorizes the footprints to GeoPackage, shapefile and GeoJSON with geounet,
 loads each layer in QGIS exactly as dragging the file in does (QGIS applies the
 ``.qml`` beside it), prints what QGIS and GDAL report (renderer, legend entries,
 warnings) and renders three pictures with QGIS's own legend: the class map, the
@@ -110,11 +111,17 @@ def open_layer(path: Path, name: str):
     return layer
 
 
-def main(outputs: Path, figures: Path) -> None:
-    """Vectorize, inspect and render the outputs in ``outputs``; pictures to ``figures``."""
+def main(demo: Path, figures: Path) -> None:
+    """Predict the demo's test scene with its model, vectorize, inspect and render the
+    outputs (in ``demo/qgis``); pictures to ``figures``."""
     figures.mkdir(parents=True, exist_ok=True)
-    mask, proba = outputs / "test_mask.tif", outputs / "test_proba.tif"
-    instances = outputs / "test_instances.tif"
+    outputs = demo / "qgis"
+    mask = outputs / "test_mask.tif"
+    run(
+        str(GEOUNET), "-q", "predict", str(demo / "run" / "model.safetensors"),
+        str(demo / "test_scene.tif"), "-o", str(mask), "--probabilities",
+    )  # fmt: skip
+    proba, instances = outputs / "test_mask_proba.tif", outputs / "test_mask_instances.tif"
     vectors = {}
     for ext in (".gpkg", ".shp", ".geojson"):
         vectors[ext] = outputs / f"footprints{ext}"
@@ -145,7 +152,7 @@ def main(outputs: Path, figures: Path) -> None:
     qgs = QgsApplication([], False)
     qgs.initQgis()
     print(f"QGIS {Qgis.QGIS_VERSION}:")
-    scene = outputs / "test_scene.tif"
+    scene = demo / "test_scene.tif"
     for path, name in [(mask, "class map"), (proba, "probabilities")] + [
         (p, f"footprints{ext}") for ext, p in vectors.items()
     ]:
@@ -170,5 +177,5 @@ def main(outputs: Path, figures: Path) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        raise SystemExit("usage: qgis_render.py OUTPUTS_DIR FIGURES_DIR")
+        raise SystemExit("usage: qgis_render.py DEMO_OUTPUT_DIR FIGURES_DIR")
     main(Path(sys.argv[1]), Path(sys.argv[2]))

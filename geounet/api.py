@@ -48,10 +48,11 @@ def train(
     """
     from geounet.train.fit import fit
 
+    source = None
     if not isinstance(config, Config):
-        config = load_config(config, list(overrides))
+        source, config = config, load_config(config, list(overrides))
+    require_training_inputs(config, source, overrides)
     config = _xbd_as_geotiff(config)
-    require_training_inputs(config)
     return fit(config, progress=progress)
 
 

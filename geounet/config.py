@@ -7,6 +7,7 @@ any work starts. Relative paths are taken relative to the current directory.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import math
 import os
 import re
@@ -60,6 +61,9 @@ class DataConfig:
     bands: list[int] | None = None
     # metres on the ground; None = the images' own (chips: their pixel size, for lengths)
     resolution: float | None = None
+    # imagery coarser than data.resolution: upsample it (true) or train at its own pixel
+    # size (false, with a warning)
+    upsample: bool = False
     # meanstd / percentile: statistics of the training data, stored in the model;
     # case_zscore / case_percentile: each case (volume, slice, chip) normalized on its own
     normalization: Literal["meanstd", "percentile", "case_zscore", "case_percentile"] = "meanstd"
@@ -620,25 +624,68 @@ def _check_lines(config: Config) -> None:
         )
 
 
-def require_training_inputs(config: Config) -> None:
-    """Check that a config names existing images and labels before training starts."""
-    if config.data.source != "geotiff":
-        if not config.data.images and not config.data.cases:
-            raise ConfigError(
-                f"config key 'data.images' is empty; name the {config.data.source} inputs"
-            )
-        return
-    if not config.data.images:
-        raise ConfigError("config key 'data.images' is empty; list one or more GeoTIFFs")
-    if not config.data.labels:
+_PATH_KEYS = ("images", "labels", "val_images", "val_labels")
+# What to set each data key to, by data.source: the example of the preset-template message.
+_EXAMPLES = {
+    "geotiff": {"images": "[scene.tif]", "labels": "labels.gpkg", "val_images": "[val.tif]"},
+    "folders": {"images": "[chips/images]", "labels": "chips/masks"},
+    "nifti": {"images": "['cases/*']", "val_images": "['val_cases/*']"},
+    "figshare_mat": {"images": "[mat_folder]"},
+    "xbd": {"images": "[xview2_folder]"},
+}
+
+
+def missing_inputs(config: Config) -> dict[str, list[str]]:
+    """The data keys naming files or folders that are not there (globs matching nothing),
+    with those paths."""
+    missing: dict[str, list[str]] = {}
+    for key in _PATH_KEYS:
+        value = getattr(config.data, key) or []
+        entries = [value] if isinstance(value, str) else value
+        for entry in entries:
+            for p in [entry] if isinstance(entry, str) else entry:
+                there = glob.glob(str(p)) if glob.has_magic(str(p)) else Path(p).exists()
+                if not there:
+                    missing.setdefault(key, []).append(str(p))
+    return missing
+
+
+def require_training_inputs(
+    config: Config,
+    source: str | os.PathLike[str] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> None:
+    """Check that a config names existing images and labels before training starts.
+
+    A preset (``source``, the YAML file) whose own data paths are not there, because it
+    runs outside the repository or without its sample data, is a template: the error says
+    which keys to set, with an example command.
+    """
+    data = config.data
+    if not data.images and not data.cases:
+        what = (
+            "list one or more GeoTIFFs"
+            if data.source == "geotiff"
+            else (f"name the {data.source} inputs")
+        )
+        raise ConfigError(f"config key 'data.images' is empty; {what}")
+    if data.source == "geotiff" and not data.labels:
         raise ConfigError("config key 'data.labels' is empty; give a vector file or a mask raster")
-    files = [
-        f for entry in config.data.images for f in ([entry] if isinstance(entry, str) else entry)
-    ]
-    labels = config.data.labels
-    for p in [*files, *([labels] if isinstance(labels, str) else labels)]:
-        if not Path(p).exists():
-            raise InputFileNotFoundError(f"{p}: file not found (check data.images / data.labels)")
+    missing = missing_inputs(config)
+    if not missing:
+        return
+    key, paths = next(iter(missing.items()))
+    given = {item.partition("=")[0].strip() for item in overrides}
+    if source is None or any(f"data.{k}" in given for k in missing):
+        raise InputFileNotFoundError(f"{paths[0]}: file not found (check data.{key})")
+    keys = [k for k in _PATH_KEYS if getattr(data, k) and f"data.{k}" not in given]
+    examples = _EXAMPLES.get(data.source, {})
+    command = " ".join(f"--set data.{k}={examples[k]}" for k in keys if k in examples)
+    raise InputFileNotFoundError(
+        f"{source}: data.{key} {paths[0]} is not here (relative paths are read from "
+        f"{Path.cwd()}); the preset is a template: set {', '.join(f'data.{k}' for k in keys)} "
+        f"to your data, e.g. geounet train {source} {command}"
+    )
 
 
 def dump_config(config: Config, path: str | os.PathLike[str]) -> None:

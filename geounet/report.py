@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from geounet.io.atomic import atomic_output
+from geounet.io.style import class_colors
 from geounet.models.bundle import ModelMeta
 
 
@@ -22,12 +23,13 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path, *, layout: bool = True) -> Path:
-    """Write a figure atomically as PNG and free it."""
+def _save(fig, path: Path, *, layout: bool = True, tight: bool = False) -> Path:
+    """Write a figure atomically as PNG and free it; ``tight`` grows the picture to hold
+    legends placed outside the panels."""
     if layout:
         fig.tight_layout()
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=80)
+        fig.savefig(tmp, dpi=80, bbox_inches="tight" if tight else None, pad_inches=0.15)
     _pyplot().close(fig)
     return path
 
@@ -56,11 +58,24 @@ _TP, _FP, _FN, _WRONG, _UNLABELLED = (
 )
 
 
-def _class_colors(meta: ModelMeta) -> np.ndarray:
-    """(256, 3) RGB in [0, 1]: the class colours, then white for 255 (not labelled)."""
-    colors = np.array(meta.colors + [[0, 0, 0]] * 256, dtype=np.float32)[:256] / 255
+def _class_colors(meta: ModelMeta) -> tuple[np.ndarray, np.ndarray]:
+    """(256, 3) RGB in [0, 1] and (256,) opacity: the class colours (as in the class
+    map's style: a background class is transparent), then grey for 255 (not labelled)."""
+    rgba = class_colors(meta.classes, meta.colors)
+    colors = np.zeros((256, 3), dtype=np.float32)
+    alpha = np.ones(256, dtype=np.float32)
+    for i, c in enumerate(rgba[:255]):
+        colors[i], alpha[i] = np.array(c[:3]) / 255, c[3] / 255
     colors[255] = _UNLABELLED
-    return colors
+    return colors, alpha
+
+
+def _overlay(image: np.ndarray, ids: np.ndarray, colors: np.ndarray, alpha: np.ndarray):
+    """Class colours over a faded greyscale of the image, which shows through
+    transparent classes (background), as the map would over the imagery in QGIS."""
+    grey = 0.35 + 0.5 * image.mean(axis=-1, keepdims=True)
+    a = alpha[ids][..., None]
+    return a * colors[ids] + (1 - a) * np.repeat(grey, 3, axis=-1)
 
 
 def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Path:
@@ -73,10 +88,10 @@ def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Pat
     from matplotlib.patches import Patch
 
     plt = _pyplot()
-    colors = _class_colors(meta)
+    colors, alpha = _class_colors(meta)
     background = meta.classes[0] == "background"
     rows = max(1, len(samples))
-    fig, axes = plt.subplots(rows, 4, figsize=(12, 3 * rows + 1.2), squeeze=False)
+    fig, axes = plt.subplots(rows, 4, figsize=(12, 3 * rows + 0.4), squeeze=False)
     for ax_row, (rgb, truth, pred) in zip(axes, samples, strict=False):
         truth = np.where((truth < 0) | (truth > 255), 255, truth)
         pred = np.where(pred == 255, 255, pred)
@@ -91,7 +106,13 @@ def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Pat
         else:
             errors[labelled & (truth == pred)] = _TP
             errors[labelled & (truth != pred)] = _WRONG
-        panels = [_display(rgb), colors[truth], colors[pred], errors]
+        image = _display(rgb)
+        panels = [
+            image,
+            _overlay(image, truth, colors, alpha),
+            _overlay(image, pred, colors, alpha),
+            errors,
+        ]
         for ax, panel, title in zip(
             ax_row, panels, ("image", "truth", "prediction", "errors"), strict=True
         ):
@@ -99,7 +120,7 @@ def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Pat
             ax.set_title(title)
             ax.axis("off")
     classes = [
-        Patch(facecolor=colors[i], edgecolor="0.4", label=name)
+        Patch(facecolor=(*colors[i], alpha[i]), edgecolor="0.4", label=name)
         for i, name in enumerate(meta.classes)
     ]
     if background:
@@ -111,21 +132,23 @@ def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Pat
     else:
         errors = [Patch(facecolor=_TP, label="right"), Patch(facecolor=_WRONG, label="wrong")]
     errors.append(Patch(facecolor=_UNLABELLED, edgecolor="0.4", label="not labelled / no data"))
-    ncol = min(5, len(classes))
-    rows_needed = -(-len(classes) // ncol)
+    fig.tight_layout(h_pad=1.5)
+    # legends under the panels: the classes below truth and prediction, the error
+    # colours below the errors; the saved picture grows to hold them
+    style = {"fontsize": 9, "frameon": False, "loc": "upper center", "title_fontsize": 10}
+    left, right = axes[-1][1].get_position(), axes[-1][3].get_position()
+    ncol = min(3, len(classes))
+    middle = (left.x0 + axes[-1][2].get_position().x1) / 2
     fig.legend(
-        handles=classes,
-        title="classes",
-        loc="lower left",
-        ncol=ncol,
-        fontsize=8,
-        frameon=False,
-        bbox_to_anchor=(0.0, 0.0),
+        handles=classes, title="classes", ncol=ncol, bbox_to_anchor=(middle, left.y0), **style
     )
-    fig.legend(handles=errors, title="errors", loc="lower right", fontsize=8, frameon=False, ncol=1)
-    bottom = (0.5 + 0.25 * max(rows_needed, len(errors))) / (3 * rows + 1.2)
-    fig.tight_layout(rect=(0, bottom, 1, 1), h_pad=1.5)
-    return _save(fig, path, layout=False)
+    fig.legend(
+        handles=errors,
+        title="errors",
+        bbox_to_anchor=((right.x0 + right.x1) / 2, right.y0),
+        **style,
+    )
+    return _save(fig, path, layout=False, tight=True)
 
 
 def confusion_figure(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Path) -> Path:
@@ -200,7 +223,39 @@ def objects_figure(rgb: np.ndarray, pred: Sequence[Any], truth: Sequence[Any], p
     fig.suptitle(
         f"{int(hit_p.sum())} matched (IoU > 0.5) of {len(truth)} true, {len(pred)} predicted"
     )
-    return _save(fig, path)
+    _line_legend(
+        fig,
+        [
+            ("white", "true, found"),
+            ("tab:blue", "true, missed"),
+            ("lime", "predicted, matched"),
+            ("red", "predicted, false alarm"),
+        ],
+    )
+    return _save(fig, path, layout=False)
+
+
+def _line_legend(
+    fig: Any, lines: Sequence[tuple[str, str]], dots: Sequence[tuple[str, str, str]] = ()
+) -> None:
+    """A legend under the panels: coloured lines (colour, label) and dots (fill, edge,
+    label), on grey so that white and bright colours show."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, linewidth=2.5, label=label) for c, label in lines]
+    handles += [
+        Line2D([], [], linestyle="", marker="o", markerfacecolor=f, color=e, label=label)
+        for f, e, label in dots
+    ]
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=len(handles),
+        frameon=True,
+        facecolor="0.55",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
 
 
 def network_figure(
@@ -244,7 +299,12 @@ def network_figure(
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    _line_legend(
+        fig,
+        [("cyan", "true centre lines"), ("orange", "predicted network")],
+        dots=[("white", "orange", "line ends and junctions")],
+    )
+    return _save(fig, path, layout=False)
 
 
 def training_curves_figure(metrics_csv: Path, path: Path) -> Path:

@@ -86,7 +86,7 @@ def test_predict_band_files_writes_a_class_map_with_nodata_outside_the_image(
         classes = src.read(1)
         assert (src.crs, src.transform, src.shape) == (ref.crs, ref.transform, ref.shape)
         assert json.loads(src.tags()["GEOUNET_CLASSES"]) == CLASSES
-        assert src.colormap(1)[2][:3] == tuple(read_meta(run.model_path).colors[2])
+        assert src.colormap(1)[2][:3] == tuple(read_meta(run.model_path).colors[2][:3])
     assert (classes[~scene.valid] == 255).all()  # no image: no class
     assert set(np.unique(classes[scene.valid])) <= {0, 1, 2, 3}
     assert sum(result.class_pixels.values()) == scene.valid.sum()

@@ -152,7 +152,9 @@ def _qgis(*, raster: bool) -> ET.Element:
 
 
 def class_map_qml(names: Sequence[str], colors: Sequence[RGBA]) -> str:
-    """A QGIS paletted style: one legend entry per class, named and coloured."""
+    """A QGIS paletted style: one legend entry per class, named and coloured; classes
+    with a transparent colour (background) are left out, so they stay see-through and
+    the legend lists what the map shows."""
     root = _qgis(raster=True)
     renderer = ET.SubElement(
         root.find("pipe"),  # type: ignore[arg-type]
@@ -166,6 +168,8 @@ def class_map_qml(names: Sequence[str], colors: Sequence[RGBA]) -> str:
     ET.SubElement(renderer, "rasterTransparency")
     palette = ET.SubElement(renderer, "colorPalette")
     for i, (name, c) in enumerate(zip(names, colors, strict=True)):
+        if c[3] == 0:
+            continue
         ET.SubElement(
             palette, "paletteEntry", value=str(i), color=_hex(c), alpha=str(c[3]), label=name
         )
@@ -175,7 +179,8 @@ def class_map_qml(names: Sequence[str], colors: Sequence[RGBA]) -> str:
 
 # A perceptual ramp (viridis) for probabilities; p = 0 is transparent so the map can lie
 # over the imagery.
-_RAMP = ((0.0, (68, 1, 84), 0), (0.25, (59, 82, 139), 160), (0.5, (33, 145, 140), 220))
+_RAMP = ((0.0, (68, 1, 84), 0), (0.1, (68, 1, 84), 0), (0.25, (59, 82, 139), 160))
+_RAMP += ((0.5, (33, 145, 140), 220),)
 _RAMP += ((0.75, (94, 201, 98), 255), (1.0, (253, 231, 37), 255))
 
 
@@ -211,6 +216,17 @@ def probability_qml(band: int, name: str) -> str:
         ET.SubElement(
             shader, "item", value=f"{p * 255:g}", color=_hex(rgb), alpha=str(alpha), label=label
         )
+    ET.SubElement(  # the legend's ramp labelled as probabilities, not stored 0-255 values
+        shader,
+        "rampLegendSettings",
+        minimumLabel="0",
+        maximumLabel=f"1 (certainly {name})",
+        prefix="",
+        suffix="",
+        direction="0",
+        useContinuousLegend="1",
+        orientation="2",
+    )
     _raster_tail(root)
     return _xml(root, doctype=True)
 

@@ -138,9 +138,9 @@ def _prepare(config: Config, run_dir: Path) -> Prepared:
         raise ConfigError("config key 'train.tile_size': GeoTIFF scenes take one window size")
     scenes, timesteps = _stack_scenes(data.images, run_dir / "stacks", data.stack)
     dates = _scene_dates(config, data.images) if data.stack == "dates" else None
-    res = _crs_resolution(scenes[0], data.resolution)
+    res = _training_resolution(scenes, data.resolution, data.upsample)
     originals = scenes
-    scenes = _resampled_scenes(scenes, res, run_dir / "cache")
+    scenes = _resampled_scenes(scenes, res, run_dir / "cache", data.images)
     first = raster_info(scenes[0])
     labels = label_files(config)
     classes, label_record = _resolve_classes(config, labels, first.crs)
@@ -754,21 +754,52 @@ def _scene_dates(config: Config, entries: list) -> list[list[str | None]] | None
 
 
 def _resampled_scenes(
-    scenes: list[str], res: tuple[float, float] | None, folder: Path
+    scenes: list[str], res: tuple[float, float] | None, folder: Path, names: list
 ) -> list[str]:
     """Scenes whose pixel size differs from ``res`` by over 5 %, resampled once into
-    ``folder`` (so sampling reads windows instead of resampling every one)."""
+    ``folder`` (so sampling reads windows instead of resampling every one); each
+    resampling is announced with the user's image (``names``, as in data.images)."""
     if res is None:
         return scenes
     out = []
     for i, scene in enumerate(scenes):
-        native = raster_info(scene).res[0]
+        info = raster_info(scene)
+        native = info.res[0]
         if abs(native / res[0] - 1) <= 0.05:
             out.append(scene)
             continue
-        log.info("resampling %s to %.3g once for training", scene, res[0])
+        name = names[i] if i < len(names) and isinstance(names[i], str) else scene
+        log.info(
+            "resampling %s from %.3g m to %.3g m pixels (data.resolution; null keeps the "
+            "imagery's own)",
+            name,
+            info.ground_resolution,
+            info.ground_resolution * res[0] / native,
+        )
         out.append(str(resample_to(scene, folder / f"scene_{i}_{res[0]:.6g}.tif", res)))
     return out
+
+
+def _training_resolution(
+    scenes: list[str], metres: float | None, upsample: bool
+) -> tuple[float, float] | None:
+    """The training pixel size in the first scene's CRS units: ``data.resolution``, but
+    never finer than the coarsest scene unless ``data.upsample`` (a preset made for 0.3 m
+    imagery does not silently upsample 0.5 m imagery)."""
+    if metres is None:
+        return None
+    coarsest = max(raster_info(s).ground_resolution for s in scenes)
+    if metres < coarsest / 1.05 and not upsample:
+        log.warning(
+            "data.resolution %.3g m is finer than the imagery (%.3g m): training at %.3g m "
+            "rather than upsampling (set data.upsample: true to upsample, or "
+            "data.resolution: null for the imagery's own)",
+            metres,
+            coarsest,
+            coarsest,
+        )
+        metres = coarsest
+    return _crs_resolution(scenes[0], metres)
 
 
 def _crs_resolution(image: str, metres: float | None) -> tuple[float, float] | None:

@@ -70,6 +70,12 @@ def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *, crs: A
         gdf = _ccw(gdf.to_crs(4326))
     elif crs is not None:
         gdf = gdf.to_crs(crs)
+    if driver == "GeoParquet":
+        log.info(
+            "%s: GeoParquet opens in GDAL/QGIS built with Arrow (GDAL >= 3.5; not the "
+            "Debian/Ubuntu packages); .gpkg opens everywhere",
+            path,
+        )
     with atomic_output(path) as tmp:
         if driver == "GeoParquet":
             gdf.to_parquet(tmp)

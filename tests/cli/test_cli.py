@@ -98,7 +98,15 @@ def test_predict_several_scenes_into_directory(scenes: tuple, tmp_path: Path) ->
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["test_mask.tif", "train_mask.tif"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [  # each class map with its GDAL and QGIS styles
+        "test_mask.qml",
+        "test_mask.tif",
+        "test_mask.tif.aux.xml",
+        "train_mask.qml",
+        "train_mask.tif",
+        "train_mask.tif.aux.xml",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -143,3 +151,44 @@ def test_train_usage_names_config_as_required() -> None:
     result = CliRunner().invoke(cli, ["train"], prog_name="geounet")
     assert result.exit_code == 2
     assert "give a CONFIG file (or --resume RUN_DIR)" in result.output
+
+
+PRESETS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+def _main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str]:
+    """``geounet ARGS`` in this process, as the console script runs it: (exit code, stderr)."""
+    import warnings
+
+    from geounet.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["geounet", *map(str, args)])
+    with warnings.catch_warnings(), pytest.raises(SystemExit) as exit_info:
+        main()
+    return exit_info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
+def test_a_preset_without_its_sample_data_says_which_keys_to_set(
+    preset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)  # outside the repository: the sample data paths miss
+    code, err = _main(["train", preset], monkeypatch, capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"geounet: error: {preset}: data.images ")
+    assert f"relative paths are read from {tmp_path}" in lines[0]
+    assert "the preset is a template: set data.images" in lines[0]
+    assert f"e.g. geounet train {preset} --set data.images=" in lines[0]
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_message_names_the_missing_file_when_the_user_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    preset = PRESETS[0].with_name("buildings.yaml")
+    args = ["train", preset, "--set", f"data.images=[{tmp_path}/mine.tif]"]
+    code, err = _main(args, monkeypatch, capsys)
+    assert code == 1
+    assert err.strip() == f"geounet: error: {tmp_path}/mine.tif: file not found (check data.images)"

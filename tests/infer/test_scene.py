@@ -226,4 +226,8 @@ def test_two_runs_to_one_output_never_corrupt_it(tmp_path: Path) -> None:
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(run, range(2)))
     np.testing.assert_array_equal(_read(out)[0], truth)  # one whole run's file
-    assert [p.name for p in out.parent.iterdir()] == ["mask.tif"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "mask.qml",
+        "mask.tif",
+        "mask.tif.aux.xml",
+    ]

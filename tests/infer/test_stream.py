@@ -114,7 +114,14 @@ def test_outputs_are_styled_cogs_on_the_grid(tmp_path: Path) -> None:
     for path in (out, proba):
         valid, errors, _ = cog_validate(str(path), quiet=True)
         assert valid, errors
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["c.tif", "p.tif", "scene.tif"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == [
+        "c.qml",  # QGIS styles: paletted classes, graduated probabilities
+        "c.tif",
+        "c.tif.aux.xml",  # GDAL: the classes' colour table and names
+        "p.qml",
+        "p.tif",
+        "scene.tif",
+    ]
 
 
 def test_tta_is_invariant_for_pointwise_models(tmp_path: Path) -> None:

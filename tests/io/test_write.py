@@ -75,7 +75,9 @@ def test_palette_has_exactly_the_classes_named_with_a_transparent_background(geo
 
     grid = _grid(geotiff, 8, 8)
     names = ["background", "building", "road"]
-    out = write_class_map(tmp_path / "c.tif", np.zeros(grid.shape, "uint8"), grid, class_names=names)
+    out = write_class_map(
+        tmp_path / "c.tif", np.zeros(grid.shape, "uint8"), grid, class_names=names
+    )
     with rasterio.open(out) as src:  # GDAL reads the sidecar's colour table
         cmap = src.colormap(1)
         assert src.colorinterp[0] == ColorInterp.palette
@@ -87,8 +89,7 @@ def test_palette_has_exactly_the_classes_named_with_a_transparent_background(geo
     qml = ET.parse(tmp_path / "c.qml").getroot()
     entries = qml.findall("pipe/rasterrenderer/colorPalette/paletteEntry")
     assert [(e.get("value"), e.get("label"), e.get("alpha")) for e in entries] == [
-        ("0", "background", "0"),
-        ("1", "building", "255"),
+        ("1", "building", "255"),  # background left out: transparent, not in the legend
         ("2", "road", "255"),
     ]
     assert qml.find("pipe/rasterrenderer").get("type") == "paletted"
@@ -189,7 +190,12 @@ def test_interrupted_overwrite_keeps_old_file(geotiff, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         write_class_map(out, np.zeros(grid.shape), grid, class_names=["a", "b"])
     assert out.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif", "image.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "c.qml",
+        "c.tif",
+        "c.tif.aux.xml",
+        "image.tif",
+    ]
 
 
 def test_overwrite_existing_file(geotiff, tmp_path):
@@ -201,4 +207,9 @@ def test_overwrite_existing_file(geotiff, tmp_path):
     with rasterio.open(out) as src:
         assert (src.read(1) == 2).all()
         assert json.loads(src.tags()[CLASSES_TAG]) == ["a", "b", "c"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif", "image.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "c.qml",
+        "c.tif",
+        "c.tif.aux.xml",
+        "image.tif",
+    ]

@@ -140,3 +140,29 @@ def test_data_errors_name_the_users_files_not_cached_copies(
     message = str(info.value)
     assert expected.format(scene=img) in message
     assert "cache" not in message and "stacks" not in message
+
+
+@pytest.mark.parametrize(
+    ("metres", "upsample", "trained_at", "message"),
+    [
+        (
+            0.5,
+            False,
+            1.0,
+            "data.resolution 0.5 m is finer than the imagery (1 m): training at 1 m rather "
+            "than upsampling",
+        ),
+        (0.5, True, 0.5, "resampling {scene} from 1 m to 0.5 m pixels"),
+        (2.0, False, 2.0, "resampling {scene} from 1 m to 2 m pixels (data.resolution"),
+    ],
+)
+def test_resolution_is_announced_and_never_an_upsampling_by_surprise(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, metres, upsample, trained_at, message
+) -> None:
+    img, labels, _ = building_scene(tmp_path, size=384, squares=16, square=20)
+    settings = {"data.resolution": metres, "data.upsample": upsample, "train.tile_size": 32}
+    config = _config(tmp_path, [str(img)], str(labels), **settings)
+    with caplog.at_level("INFO", logger="geounet"):
+        prepared = fit_module.prepare(config, tmp_path / "run")
+    assert prepared.meta.ground_resolution_m == pytest.approx(trained_at, rel=1e-3)
+    assert message.format(scene=img) in caplog.text
