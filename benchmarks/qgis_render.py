@@ -1,17 +1,18 @@
 """Open geounet's outputs in QGIS (headless) and GDAL as a user would, and render them.
 
-Run with the Python that has PyQGIS (Debian: ``apt-get install qgis python3-qgis``), on
-the outputs of ``geounet demo`` (or any run with the same file names)::
+Run with the Python that has PyQGIS (Debian: ``apt-get install qgis python3-qgis``) on a
+model and a scene, e.g. those of ``geounet demo``::
 
     .venv/bin/geounet demo --output demo_output
-    QT_QPA_PLATFORM=offscreen /usr/bin/python3 benchmarks/qgis_render.py demo_output docs/img
+    QT_QPA_PLATFORM=offscreen /usr/bin/python3 benchmarks/qgis_render.py \
+        demo_output/run/model.safetensors demo_output/test_scene.tif /tmp/qgis docs/img demo
 
-The script predicts the demo's test scene with the demo's model (class map, probabilities,
-instances), vectorizes the footprints to GeoPackage, shapefile and GeoJSON with geounet,
-loads each layer in QGIS exactly as dragging the file in does (QGIS applies the
-``.qml`` beside it), prints what QGIS and GDAL report (renderer, legend entries,
-warnings) and renders three pictures with QGIS's own legend: the class map, the
-probability raster and the footprints, each over the imagery.
+The script predicts the scene with geounet (class map and probabilities, and the
+instance map of object models), vectorizes it to GeoPackage, shapefile and GeoJSON,
+loads each file in QGIS exactly as dragging it in does (QGIS applies the ``.qml`` beside
+it), prints what QGIS and GDAL report (renderer, legend entries, warnings) and renders
+pictures with QGIS's own legend: the class map, the probability raster and the vectors,
+each over the imagery (``FIGURES/qgis_NAME_*.png``).
 """
 
 from __future__ import annotations
@@ -73,13 +74,15 @@ def render(sources: list[tuple[Path, str]], title: str, path: Path) -> None:
         project.addMapLayer(layer, True)
     layout = QgsPrintLayout(project)
     layout.initializeDefaults()
+    extent = extent_layer.extent()
+    height = 160 * min(extent.height() / extent.width(), 1.25)
     page = layout.pageCollection().page(0)
-    page.setPageSize(QgsLayoutSize(260, 180, QgsUnitTypes.LayoutMillimeters))
+    page.setPageSize(QgsLayoutSize(260, height + 20, QgsUnitTypes.LayoutMillimeters))
     item = QgsLayoutItemMap(layout)
     item.setLayers(layers)
     item.attemptMove(QgsLayoutPoint(5, 14, QgsUnitTypes.LayoutMillimeters))
-    item.attemptResize(QgsLayoutSize(160, 160, QgsUnitTypes.LayoutMillimeters))
-    item.setExtent(extent_layer.extent())
+    item.attemptResize(QgsLayoutSize(160, height, QgsUnitTypes.LayoutMillimeters))
+    item.setExtent(extent)
     layout.addLayoutItem(item)
     label = QgsLayoutItemLabel(layout)
     label.setText(title)
@@ -104,78 +107,82 @@ def render(sources: list[tuple[Path, str]], title: str, path: Path) -> None:
 
 def open_layer(path: Path, name: str):
     """A raster or vector layer of ``path``, with its default style (the ``.qml``)."""
-    kind = QgsRasterLayer if path.suffix.lower() in (".tif", ".tiff") else QgsVectorLayer
+    kind = QgsRasterLayer if path.suffix.lower() in (".tif", ".tiff", ".vrt") else QgsVectorLayer
     layer = kind(str(path), name) if kind is QgsRasterLayer else kind(str(path), name, "ogr")
     if not layer.isValid():
         raise SystemExit(f"QGIS cannot open {path}")
     return layer
 
 
-def main(demo: Path, figures: Path) -> None:
-    """Predict the demo's test scene with its model, vectorize, inspect and render the
-    outputs (in ``demo/qgis``); pictures to ``figures``."""
+def main(model: Path, scene: str, outputs: Path, figures: Path, name: str) -> None:
+    """Predict ``scene`` with ``model`` into ``outputs``, vectorize, inspect and render;
+    pictures to ``figures``. A scene of band files (``blue.tif,green.tif,red.tif,...``)
+    is shown as a true-colour VRT of its first three files in reverse (red, green, blue)."""
     figures.mkdir(parents=True, exist_ok=True)
-    outputs = demo / "qgis"
-    mask = outputs / "test_mask.tif"
-    run(
-        str(GEOUNET), "-q", "predict", str(demo / "run" / "model.safetensors"),
-        str(demo / "test_scene.tif"), "-o", str(mask), "--probabilities",
-    )  # fmt: skip
-    proba, instances = outputs / "test_mask_proba.tif", outputs / "test_mask_instances.tif"
+    outputs.mkdir(parents=True, exist_ok=True)
+    mask = outputs / "classes.tif"
+    run(str(GEOUNET), "-q", "predict", str(model), scene, "-o", str(mask), "--probabilities")
+    files = scene.split(",")
+    image = Path(files[0])
+    if len(files) > 1:
+        image = outputs / "imagery.vrt"
+        run("gdalbuildvrt", "-q", "-separate", str(image), *files[2::-1])
+    proba, instances = outputs / "classes_proba.tif", outputs / "classes_instances.tif"
+    source = instances if instances.exists() else mask  # objects: one polygon each
     vectors = {}
     for ext in (".gpkg", ".shp", ".geojson"):
-        vectors[ext] = outputs / f"footprints{ext}"
-        run(
-            str(GEOUNET),
-            "-q",
-            "vectorize",
-            str(instances),
-            "-o",
-            str(vectors[ext]),
-            "--probabilities",
-            str(proba),
-            "--regularize",
-            "--min-area",
-            "4",
-        )
+        vectors[ext] = outputs / f"vectors{ext}"
+        args = ["-o", str(vectors[ext]), "--probabilities", str(proba), "--min-area", "4"]
+        if source == instances:
+            args.append("--regularize")
+        run(str(GEOUNET), "-q", "vectorize", str(source), *args)
     print("GDAL (command-line tools of this system):")
     print("  " + run("gdalinfo", "--version"))
     info = run("gdalinfo", str(mask))
     band = info[info.index("Band 1") :]
-    print("  gdalinfo test_mask.tif:\n    " + "\n    ".join(band.splitlines()))
+    print("  gdalinfo classes.tif:\n    " + "\n    ".join(band.splitlines()))
     ogr = run("ogrinfo", "-so", "-al", str(vectors[".gpkg"]))
     warnings = [line for line in ogr.splitlines() if "Warning" in line or "ERROR" in line]
-    print(f"  ogrinfo footprints.gpkg: {len(warnings)} warnings {warnings}")
-    fields = run("ogrinfo", "-so", "-al", str(vectors[".shp"])).splitlines()[-6:]
-    print(f"  ogrinfo footprints.shp fields: {fields}")
+    print(f"  ogrinfo vectors.gpkg: {len(warnings)} warnings {warnings}")
+    fields = run("ogrinfo", "-so", "-al", str(vectors[".shp"])).splitlines()
+    kinds = (": Integer", ": String", ": Real")
+    print(f"  ogrinfo vectors.shp fields: {[f for f in fields if any(k in f for k in kinds)]}")
 
     qgs = QgsApplication([], False)
     qgs.initQgis()
     print(f"QGIS {Qgis.QGIS_VERSION}:")
-    scene = demo / "test_scene.tif"
-    for path, name in [(mask, "class map"), (proba, "probabilities")] + [
-        (p, f"footprints{ext}") for ext, p in vectors.items()
+    for path, title in [(mask, "class map"), (proba, "probabilities")] + [
+        (p, f"vectors{ext}") for ext, p in vectors.items()
     ]:
-        describe(open_layer(path, name))
+        describe(open_layer(path, title))
+    first = describe_probability_band(proba)
     render(
-        [(mask, "class map"), (scene, "imagery")],
-        "Class map over the imagery (background transparent)",
-        figures / "qgis_class_map.png",
+        [(mask, "class map"), (image, "imagery")],
+        "Class map over the imagery",
+        figures / f"qgis_{name}_class_map.png",
     )
     render(
-        [(proba, "probabilities"), (scene, "imagery")],
-        "Probability of 'building' (graduated ramp, 0 transparent)",
-        figures / "qgis_probabilities.png",
+        [(proba, "probabilities"), (image, "imagery")],
+        f"Probability {first} (graduated ramp)",
+        figures / f"qgis_{name}_probabilities.png",
     )
     render(
-        [(vectors[".gpkg"], "footprints"), (scene, "imagery")],
-        "Building footprints (GeoPackage, categorized by class)",
-        figures / "qgis_footprints.png",
+        [(vectors[".gpkg"], "vectors (GeoPackage)"), (image, "imagery")],
+        "Vectors (GeoPackage), categorized by class",
+        figures / f"qgis_{name}_vectors.png",
     )
     qgs.exitQgis()
 
 
+def describe_probability_band(path: Path) -> str:
+    """The band the probability style shows, as its description (``p(building)``)."""
+    layer = open_layer(path, "probabilities")
+    band = layer.renderer().band()
+    return layer.bandName(band).split(": ", 1)[-1]  # "Band 2: p(building)" -> "p(building)"
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: qgis_render.py DEMO_OUTPUT_DIR FIGURES_DIR")
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    if len(sys.argv) != 6:
+        raise SystemExit("usage: qgis_render.py MODEL SCENE OUTPUT_DIR FIGURES_DIR NAME")
+    model, scene, outputs, figures, name = sys.argv[1:]
+    main(Path(model), scene, Path(outputs), Path(figures), name)

@@ -126,6 +126,7 @@ def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Pat
     if background:
         errors = [
             Patch(facecolor=_TP, label="right"),
+            Patch(facecolor="white", edgecolor="0.4", label="right, background"),
             Patch(facecolor=_FP, label="false alarm / wrong class"),
             Patch(facecolor=_FN, label="missed"),
         ]
@@ -255,7 +256,7 @@ def _line_legend(
         facecolor="0.55",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95 if fig.get_suptitle() else 1))
 
 
 def network_figure(

@@ -60,7 +60,9 @@ def test_every_preset_gets_a_report_picture_with_its_class_legend(preset, tmp_pa
     texts = legends[0]
     assert texts[:k] == classes  # the class legend, in class order
     background = classes[0] == "background"
-    errors = ["right", "false alarm / wrong class", "missed"] if background else ["right", "wrong"]
+    errors = ["right", "wrong"]
+    if background:
+        errors = ["right", "right, background", "false alarm / wrong class", "missed"]
     assert texts[k:] == [*errors, "not labelled / no data"]
 
 

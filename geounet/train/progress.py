@@ -118,8 +118,8 @@ def _time_budget(trainer: L.Trainer) -> float | None:
     """The run's time limit in seconds (``train.max_minutes``), if any."""
     for callback in trainer.callbacks:
         if isinstance(callback, L.pytorch.callbacks.Timer):
-            duration = callback._duration
-            return float(duration) if duration else None
+            remaining = callback.time_remaining()
+            return None if remaining is None else remaining + callback.time_elapsed()
     return None
 
 

@@ -34,7 +34,9 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return train, test
 
 
-def test_train_predict_vectorize(scenes: tuple, tmp_path: Path) -> None:
+def test_train_predict_vectorize(
+    scenes: tuple, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     train, test = scenes
     config = tmp_path / "config.yaml"
     config.write_text(
@@ -54,6 +56,11 @@ def test_train_predict_vectorize(scenes: tuple, tmp_path: Path) -> None:
     assert "training: up to 2 epochs of 2 steps" in log
     assert re.search(r"^epoch 0, loss [0-9.]+, val loss [0-9.]+, val IoU [0-9.]+ \(best", log, re.M)
     assert re.search(r"^epoch 1, loss", log, re.M)
+    # 2 epochs of 2 steps: warned after the first epoch, with what to raise
+    assert (
+        "at this speed the run gets about 4 training steps in 2 epoch(s): too few for a "
+        "useful model (aim for 50+ steps, 3+ epochs); raise train.max_epochs" in caplog.text
+    )
     assert re.search(
         r"^trained 2 epochs \(4 steps\) in 0:\d\d: best validation IoU [0-9.]+ \(epoch \d\); "
         r"model .*model.safetensors$",
@@ -192,3 +199,36 @@ def test_the_message_names_the_missing_file_when_the_user_set_it(
     code, err = _main(args, monkeypatch, capsys)
     assert code == 1
     assert err.strip() == f"geounet: error: {tmp_path}/mine.tif: file not found (check data.images)"
+
+
+def test_plain_progress_lines_for_logs() -> None:
+    import io
+
+    from geounet.cli.options import PlainProgress
+
+    stream = io.StringIO()
+    bar = PlainProgress("scene.tif", "win", every=0.0, stream=stream)
+    bar.total = 4
+    for _ in range(4):
+        bar.update(1)
+    bar.close()
+    bar.close()  # once
+    lines = stream.getvalue().splitlines()
+    assert lines[:2] == ["scene.tif: 1/4 win (25 %), 0:00", "scene.tif: 2/4 win (50 %), 0:00"]
+    assert lines[-1] == "scene.tif: done, 4 win in 0:00"
+    assert len(lines) == 5
+
+
+def test_bars_on_a_terminal_lines_in_a_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+    from tqdm import tqdm
+
+    from geounet.cli.options import PlainProgress, progress_bar
+
+    ctx = click.Context(cli, obj={"verbosity": 0})
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert isinstance(progress_bar(ctx, "x", "win"), PlainProgress)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert isinstance(progress_bar(ctx, "x", "win"), tqdm)
+    quiet = progress_bar(click.Context(cli, obj={"verbosity": -1}), "x", "win")
+    assert isinstance(quiet, tqdm) and quiet.disable

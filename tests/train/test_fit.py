@@ -166,3 +166,17 @@ def test_resolution_is_announced_and_never_an_upsampling_by_surprise(
         prepared = fit_module.prepare(config, tmp_path / "run")
     assert prepared.meta.ground_resolution_m == pytest.approx(trained_at, rel=1e-3)
     assert message.format(scene=img) in caplog.text
+
+
+def test_plain_progress_lines_only_when_not_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    from geounet.train.progress import LogLines
+
+    config = _config(tmp_path, ["x.tif"], "y.geojson")
+    for tty, expected in ((False, LogLines), (True, TQDMProgressBar)):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda tty=tty: tty, raising=False)
+        trainer = fit_module.make_trainer(config, tmp_path, [], progress=True)
+        assert type(trainer.progress_bar_callback) is expected

@@ -174,14 +174,17 @@ def test_failed_write_leaves_nothing(gdf, tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["out.gpkg", "out.qml"]  # the first write's
 
 
-def test_parquet(gdf, tmp_path):
+def test_parquet(gdf, tmp_path, caplog):
     if importlib.util.find_spec("pyarrow") is None:
         with pytest.raises(GeounetError, match="pip install pyarrow"):
             write_vectors(gdf, tmp_path / "out.parquet")
         assert not os.listdir(tmp_path)
     else:
-        back = gpd.read_parquet(write_vectors(gdf, tmp_path / "out.parquet"))
+        with caplog.at_level("INFO", logger="geounet"):
+            back = gpd.read_parquet(write_vectors(gdf, tmp_path / "out.parquet"))
         assert back.crs.to_epsg() == 32636 and len(back) == len(gdf)
+        # users of Debian's or Ubuntu's GDAL / QGIS learn they cannot open it there
+        assert "GDAL >= 3.5; not the Debian/Ubuntu packages); .gpkg opens everywhere" in caplog.text
 
 
 def test_gpkg_is_version_1_2_for_older_gdal(gdf, tmp_path):
