@@ -46,7 +46,8 @@ class LogLines(L.pytorch.callbacks.ProgressBar):
         self._enabled = True
         self._start = self._last = 0.0
         self._best: float | None = None
-        self._loss_sum, self._loss_n = 0.0, 0
+        self._loss_sum: Any = 0.0
+        self._loss_n = 0
 
     def disable(self) -> None:
         """Print nothing (the other processes of a data-parallel run)."""
@@ -61,9 +62,11 @@ class LogLines(L.pytorch.callbacks.ProgressBar):
             print(text, file=self.stream or sys.stderr, flush=True)
 
     def _elapsed(self, trainer: L.Trainer) -> str:
-        spent = clock(time.perf_counter() - self._start)
+        timer = _timer(trainer)
         budget = _time_budget(trainer)
-        return f"{spent} of {clock(budget)}" if budget else spent
+        if timer is not None and budget:  # counts the time before a resume too
+            return f"{clock(timer.time_elapsed())} of {clock(budget)}"
+        return clock(time.perf_counter() - self._start)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Start the clock."""
@@ -82,8 +85,8 @@ class LogLines(L.pytorch.callbacks.ProgressBar):
     ) -> None:
         """Add to the epoch's mean loss; a line when ``every`` seconds have passed."""
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is not None and math.isfinite(value := float(loss)):
-            self._loss_sum, self._loss_n = self._loss_sum + value, self._loss_n + 1
+        if loss is not None:  # summed on the device: no synchronisation per step
+            self._loss_sum, self._loss_n = self._loss_sum + loss.detach(), self._loss_n + 1
         now = time.perf_counter()
         if now - self._last < self.every:
             return
@@ -94,7 +97,10 @@ class LogLines(L.pytorch.callbacks.ProgressBar):
         )
 
     def _mean_loss(self) -> str:
-        return f", loss {self._loss_sum / self._loss_n:.4f}" if self._loss_n else ""
+        if not self._loss_n:
+            return ""
+        mean = float(self._loss_sum) / self._loss_n
+        return f", loss {mean:.4f}" if math.isfinite(mean) else ""
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """One line per epoch: losses, validation IoU and the best so far."""
@@ -108,19 +114,26 @@ class LogLines(L.pytorch.callbacks.ProgressBar):
                 parts.append(f"{name} {float(value):.4f}")
         iou = metrics.get("val_iou")
         if iou is not None:
-            self._best = max(float(iou), self._best if self._best is not None else -1.0)
+            best = [float(iou), self._best if self._best is not None else -1.0]
+            stopping = trainer.early_stopping_callback  # its best survives a resume
+            if stopping is not None and math.isfinite(float(stopping.best_score)):
+                best.append(float(stopping.best_score))
+            self._best = max(best)
             parts[-1] += f" (best {self._best:.4f})"
         self._print(", ".join(parts) + f"  [{self._elapsed(trainer)}]")
         self._last = time.perf_counter()
 
 
+def _timer(trainer: L.Trainer) -> L.pytorch.callbacks.Timer | None:
+    """Lightning's timer of ``train.max_minutes``, if the run has one."""
+    return next((c for c in trainer.callbacks if isinstance(c, L.pytorch.callbacks.Timer)), None)
+
+
 def _time_budget(trainer: L.Trainer) -> float | None:
     """The run's time limit in seconds (``train.max_minutes``), if any."""
-    for callback in trainer.callbacks:
-        if isinstance(callback, L.pytorch.callbacks.Timer):
-            remaining = callback.time_remaining()
-            return None if remaining is None else remaining + callback.time_elapsed()
-    return None
+    timer = _timer(trainer)
+    remaining = None if timer is None else timer.time_remaining()
+    return None if remaining is None else remaining + timer.time_elapsed()
 
 
 class ShortRunWarning(L.Callback):
