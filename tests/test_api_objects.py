@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,10 @@ def test_touching_buildings_become_one_polygon_each(tmp_path: Path) -> None:
     assert len(pair) == 2 and pair[0].touches(pair[1])  # adjoining, not merged
     # the class map of the same prediction merges the pair: why instances matter
     assert len(gu.vectorize(mask)) == 2
+    # the footprints' QGIS style has the model's building colour, as the class map has
+    qml = ET.parse(tmp_path / "footprints.qml").getroot()
+    fill = qml.find("renderer-v2/symbols/symbol/layer/Option/Option[@name='color']")
+    assert fill.get("value").startswith("230,25,75,")
 
 
 def test_class_models_refuse_an_instance_map(tmp_path: Path) -> None:

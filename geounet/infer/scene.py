@@ -32,6 +32,7 @@ from geounet.infer.instances import InstanceParams, InstanceStream
 from geounet.infer.sliding import blend_weights
 from geounet.io.raster import RasterInfo, open_raster, raster_info, read_errors
 from geounet.io.stack import acquisition_date, stack_rasters, uniform_scene
+from geounet.io.style import class_colors
 from geounet.io.windows import window_starts
 from geounet.io.write import (
     CLASS_FIELD_TAG,
@@ -320,6 +321,7 @@ def open_outputs(
             plan.info,
             meta.object_name,
             class_map=Path(out).name if meta.boundary else None,
+            color=None if meta.boundary else class_colors(meta.classes, meta.colors)[1],
         )
     )
     params = InstanceParams.from_meta(meta.objects, plan.info.ground_resolution**2)

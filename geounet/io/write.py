@@ -28,6 +28,7 @@ __all__ = ["ClassMapWriter", "InstanceMapWriter", "default_colors", "write_class
 CLASSES_TAG = "GEOUNET_CLASSES"
 INSTANCES_TAG = "GEOUNET_INSTANCES"  # instance rasters: the name of the objects' class
 CLASS_MAP_TAG = "GEOUNET_CLASS_MAP"  # instance rasters: the class map of the same run
+INSTANCE_COLOR_TAG = "GEOUNET_INSTANCE_COLOR"  # instance rasters: RGBA of the objects' class
 CLASS_FIELD_TAG = "GEOUNET_CLASS_FIELD"  # class maps: vector column for the class name
 LINES_TAG = "GEOUNET_LINES"  # class maps of road models: JSON of the network settings
 JOB_TAG = "GEOUNET_JOB"  # distributed runs: JSON of the job signature and class pixel counts
@@ -210,6 +211,7 @@ class InstanceMapWriter:
         class_name: Name of the objects' class (e.g. ``"building"``).
         class_map: File name of the class map beside it whose classes the objects take
             (one class per object by majority, e.g. each field's crop type).
+        color: RGBA colour of the objects' class, for the style of their polygons.
     """
 
     def __init__(
@@ -219,9 +221,11 @@ class InstanceMapWriter:
         class_name: str,
         *,
         class_map: str | None = None,
+        color: Sequence[int] | None = None,
     ) -> None:
         self.path, self.grid, self.class_name = Path(path), grid, class_name
         self.class_map = class_map
+        self.color = None if color is None else [int(v) for v in color]
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> InstanceMapWriter:
@@ -237,6 +241,8 @@ class InstanceMapWriter:
         self._dst.update_tags(**{INSTANCES_TAG: self.class_name})
         if self.class_map:
             self._dst.update_tags(**{CLASS_MAP_TAG: self.class_map})
+        if self.color:
+            self._dst.update_tags(**{INSTANCE_COLOR_TAG: json.dumps(self.color)})
         self._dst.set_band_description(1, f"{self.class_name} id")
         return self
 

@@ -127,19 +127,24 @@ def vectorize_raster(
             frame = _frame(
                 regions, src.transform, src.crs, src.bounds, names, options, field=field_name
             )
-            return _styled(frame, votes or source, names)
+            own = source.instance_color() if votes is None and instance_class else None
+            colors = [[0, 0, 0, 0], own] if own else None
+            return _styled(frame, votes or source, names, colors)
         except (DataError, ConfigError) as exc:
             raise type(exc)(f"{path}: {exc}") from exc
 
 
 def _styled(
-    frame: gpd.GeoDataFrame, source: RasterClassSource | None, names: Sequence[str] | None
+    frame: gpd.GeoDataFrame,
+    source: RasterClassSource | None,
+    names: Sequence[str] | None,
+    colors: Sequence[Sequence[int]] | None = None,
 ) -> gpd.GeoDataFrame:
-    """``frame`` with ``attrs["style"]``: the class colours of the class map (its colour
-    table, else the defaults) for the QGIS style written beside the vector file."""
+    """``frame`` with ``attrs["style"]``: the class colours (``colors``, else the class
+    map's colour table, else the defaults) for the QGIS style written beside the file."""
     names = list(names or [])
-    table: dict = {}
-    if source is not None:
+    table: dict = {} if colors is None else dict(enumerate(colors))
+    if source is not None and colors is None:
         try:
             table = source.src.colormap(1)
         except ValueError:  # no colour table

@@ -34,6 +34,7 @@ from geounet.io.write import (
     CLASS_FIELD_TAG,
     CLASS_MAP_TAG,
     CLASSES_TAG,
+    INSTANCE_COLOR_TAG,
     INSTANCES_TAG,
     LINES_TAG,
 )
@@ -501,6 +502,15 @@ class RasterClassSource(ClassSource):
     def instance_class(self) -> str | None:
         """The objects' class name of an instance map (``GEOUNET_INSTANCES`` tag), else None."""
         return self.src.tags().get(INSTANCES_TAG)
+
+    def instance_color(self) -> list[int] | None:
+        """The RGBA colour of an instance map's objects (``GEOUNET_INSTANCE_COLOR`` tag)."""
+        raw = self.src.tags().get(INSTANCE_COLOR_TAG)
+        try:
+            color = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            return None
+        return color if isinstance(color, list) and len(color) in (3, 4) else None
 
     def class_map(self) -> Path | None:
         """The class map of an instance map's run (``GEOUNET_CLASS_MAP`` tag), beside it."""
