@@ -144,28 +144,33 @@ def class_map_pam(names: Sequence[str], colors: Sequence[RGBA], description: str
     return _xml(root)
 
 
-def _qgis(*, raster: bool) -> ET.Element:
-    root = ET.Element("qgis", version="3.22.0", styleCategories="AllStyleCategories")
-    if raster:
-        ET.SubElement(root, "pipe")
-    return root
+def _qgis() -> ET.Element:
+    """The root of a QGIS style document (QGIS 3.22 reads it, later versions too)."""
+    return ET.Element("qgis", version="3.22.0", styleCategories="AllStyleCategories")
+
+
+def _raster_style(kind: str, band: int, **attributes: str) -> tuple[ET.Element, ET.Element]:
+    """A QGIS raster style document and its renderer of ``kind`` on ``band``."""
+    root = _qgis()
+    renderer = ET.SubElement(
+        ET.SubElement(root, "pipe"),
+        "rasterrenderer",
+        type=kind,
+        band=str(band),
+        opacity="1",
+        alphaBand="-1",
+        **attributes,
+        nodataColor="",
+    )
+    ET.SubElement(renderer, "rasterTransparency")
+    return root, renderer
 
 
 def class_map_qml(names: Sequence[str], colors: Sequence[RGBA]) -> str:
     """A QGIS paletted style: one legend entry per class, named and coloured; classes
     with a transparent colour (background) are left out, so they stay see-through and
     the legend lists what the map shows."""
-    root = _qgis(raster=True)
-    renderer = ET.SubElement(
-        root.find("pipe"),  # type: ignore[arg-type]
-        "rasterrenderer",
-        type="paletted",
-        band="1",
-        opacity="1",
-        alphaBand="-1",
-        nodataColor="",
-    )
-    ET.SubElement(renderer, "rasterTransparency")
+    root, renderer = _raster_style("paletted", 1)
     palette = ET.SubElement(renderer, "colorPalette")
     for i, (name, c) in enumerate(zip(names, colors, strict=True)):
         if c[3] == 0:
@@ -173,8 +178,7 @@ def class_map_qml(names: Sequence[str], colors: Sequence[RGBA]) -> str:
         ET.SubElement(
             palette, "paletteEntry", value=str(i), color=_hex(c), alpha=str(c[3]), label=name
         )
-    _raster_tail(root)
-    return _xml(root, doctype=True)
+    return _raster_xml(root)
 
 
 # A perceptual ramp (viridis) for probabilities; p = 0 is transparent so the map can lie
@@ -186,19 +190,9 @@ _RAMP += ((0.75, (94, 201, 98), 255), (1.0, (253, 231, 37), 255))
 
 def probability_qml(band: int, name: str) -> str:
     """A QGIS graduated style of one probability band (0-255 stored, shown as 0-1)."""
-    root = _qgis(raster=True)
-    renderer = ET.SubElement(
-        root.find("pipe"),  # type: ignore[arg-type]
-        "rasterrenderer",
-        type="singlebandpseudocolor",
-        band=str(band),
-        opacity="1",
-        alphaBand="-1",
-        classificationMin="0",
-        classificationMax="255",
-        nodataColor="",
+    root, renderer = _raster_style(
+        "singlebandpseudocolor", band, classificationMin="0", classificationMax="255"
     )
-    ET.SubElement(renderer, "rasterTransparency")
     limits = ET.SubElement(renderer, "minMaxOrigin")
     ET.SubElement(limits, "limits").text = "None"
     ET.SubElement(limits, "extent").text = "WholeRaster"
@@ -227,16 +221,17 @@ def probability_qml(band: int, name: str) -> str:
         useContinuousLegend="1",
         orientation="2",
     )
-    _raster_tail(root)
-    return _xml(root, doctype=True)
+    return _raster_xml(root)
 
 
-def _raster_tail(root: ET.Element) -> None:
-    pipe = root.find("pipe")
-    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")  # type: ignore[arg-type]
-    ET.SubElement(pipe, "huesaturation", saturation="0", grayscaleMode="0", colorizeOn="0")  # type: ignore[arg-type]
-    ET.SubElement(pipe, "rasterresampler", maxOversampling="2")  # type: ignore[arg-type]
+def _raster_xml(root: ET.Element) -> str:
+    """The style document as text, the rest of QGIS's raster pipe at its defaults."""
+    pipe = root[0]  # the pipe, made by _raster_style
+    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
+    ET.SubElement(pipe, "huesaturation", saturation="0", grayscaleMode="0", colorizeOn="0")
+    ET.SubElement(pipe, "rasterresampler", maxOversampling="2")
     ET.SubElement(root, "blendMode").text = "0"
+    return _xml(root, doctype=True)
 
 
 _SYMBOLS = {"fill": "SimpleFill", "line": "SimpleLine", "marker": "SimpleMarker"}
@@ -278,7 +273,7 @@ def vector_qml(
     """A QGIS style categorized by ``field``: one symbol per class (transparent classes,
     such as background, are left out), outlined polygons or lines."""
     kind = "line" if "Line" in geometry else "marker" if "Point" in geometry else "fill"
-    root = _qgis(raster=False)
+    root = _qgis()
     renderer = ET.SubElement(
         root,
         "renderer-v2",

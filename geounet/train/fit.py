@@ -42,7 +42,7 @@ from geounet.errors import (
 from geounet.io.atomic import atomic_output, write_yaml
 from geounet.io.labelmap import IGNORE, LabelSpec
 from geounet.io.labels import read_vector
-from geounet.io.raster import raster_info, resample_to
+from geounet.io.raster import RasterInfo, raster_info, resample_to
 from geounet.io.stack import acquisition_date, stack_rasters, uniform_scene
 from geounet.io.write import default_colors
 from geounet.models.bundle import ModelMeta, build_segmenter, save_bundle
@@ -138,9 +138,10 @@ def _prepare(config: Config, run_dir: Path) -> Prepared:
         raise ConfigError("config key 'train.tile_size': GeoTIFF scenes take one window size")
     scenes, timesteps = _stack_scenes(data.images, run_dir / "stacks", data.stack)
     dates = _scene_dates(config, data.images) if data.stack == "dates" else None
-    res = _training_resolution(scenes, data.resolution, data.upsample)
+    infos = [raster_info(s) for s in scenes]
+    res = _training_resolution(infos, data.resolution, data.upsample)
     originals = scenes
-    scenes = _resampled_scenes(scenes, res, run_dir / "cache", data.images)
+    scenes = _resampled_scenes(scenes, infos, res, run_dir / "cache", data.images)
     first = raster_info(scenes[0])
     labels = label_files(config)
     classes, label_record = _resolve_classes(config, labels, first.crs)
@@ -754,7 +755,11 @@ def _scene_dates(config: Config, entries: list) -> list[list[str | None]] | None
 
 
 def _resampled_scenes(
-    scenes: list[str], res: tuple[float, float] | None, folder: Path, names: list
+    scenes: list[str],
+    infos: list[RasterInfo],
+    res: tuple[float, float] | None,
+    folder: Path,
+    names: list,
 ) -> list[str]:
     """Scenes whose pixel size differs from ``res`` by over 5 %, resampled once into
     ``folder`` (so sampling reads windows instead of resampling every one); each
@@ -762,8 +767,7 @@ def _resampled_scenes(
     if res is None:
         return scenes
     out = []
-    for i, scene in enumerate(scenes):
-        info = raster_info(scene)
+    for i, (scene, info) in enumerate(zip(scenes, infos, strict=True)):
         native = info.res[0]
         if abs(native / res[0] - 1) <= 0.05:
             out.append(scene)
@@ -781,14 +785,14 @@ def _resampled_scenes(
 
 
 def _training_resolution(
-    scenes: list[str], metres: float | None, upsample: bool
+    infos: list[RasterInfo], metres: float | None, upsample: bool
 ) -> tuple[float, float] | None:
     """The training pixel size in the first scene's CRS units: ``data.resolution``, but
     never finer than the coarsest scene unless ``data.upsample`` (a preset made for 0.3 m
     imagery does not silently upsample 0.5 m imagery)."""
     if metres is None:
         return None
-    coarsest = max(raster_info(s).ground_resolution for s in scenes)
+    coarsest = max(info.ground_resolution for info in infos)
     if metres < coarsest / 1.05 and not upsample:
         log.warning(
             "data.resolution %.3g m is finer than the imagery (%.3g m): training at %.3g m "
@@ -799,16 +803,8 @@ def _training_resolution(
             coarsest,
         )
         metres = coarsest
-    return _crs_resolution(scenes[0], metres)
-
-
-def _crs_resolution(image: str, metres: float | None) -> tuple[float, float] | None:
-    """The pixel size in the first image's CRS units that is ``metres`` on the ground."""
-    if metres is None:
-        return None
-    info = raster_info(image)
-    factor = metres / info.ground_resolution
-    return (info.res[0] * factor, info.res[1] * factor)
+    factor = metres / infos[0].ground_resolution  # in the first scene's CRS units
+    return (infos[0].res[0] * factor, infos[0].res[1] * factor)
 
 
 def _quiet_lightning() -> None:

@@ -146,7 +146,7 @@ class ShortRunWarning(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Start the first epoch's clock."""
-        if trainer.current_epoch == 0 or not self._start:
+        if not self._start:  # the first epoch this process trains (resumed runs too)
             self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

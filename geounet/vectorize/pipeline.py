@@ -143,14 +143,13 @@ def _styled(
     """``frame`` with ``attrs["style"]``: the class colours (``colors``, else the class
     map's colour table, else the defaults) for the QGIS style written beside the file."""
     names = list(names or [])
-    table: dict = {} if colors is None else dict(enumerate(colors))
-    if source is not None and colors is None:
+    if colors is None and source is not None:
         try:
             table = source.src.colormap(1)
         except ValueError:  # no colour table
             table = {}
-    known = all(i in table for i in range(len(names)))
-    colors = [table[i] for i in range(len(names))] if names and known else None
+        if names and all(i in table for i in range(len(names))):
+            colors = [table[i] for i in range(len(names))]
     frame.attrs["style"] = {
         "field": "class_name",
         "classes": names,
