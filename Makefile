@@ -10,10 +10,18 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 
 all: test
 
+# The venv takes about 6 GB (torch's CUDA libraries are 4 GB of it): say so before pip runs out of room.
+# --no-cache-dir --no-compile: no second copy of downloads, no bytecode for modules never imported.
+PIP    := $(BIN)/python -m pip install --quiet --no-cache-dir --no-compile
+NEED_MB := 7000
+
 $(STAMP): pyproject.toml
+	@free=$$(df -Pm . | awk 'NR==2 {print $$4}'); \
+	if [ "$$free" -lt $(NEED_MB) ]; then \
+		echo "make: warning: $$free MB free in $$(pwd); the venv needs about $(NEED_MB) MB" >&2; fi
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(PIP) $(TORCH)
+	$(PIP) -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -34,7 +42,7 @@ test: $(STAMP) lint
 
 # Figures for docs/: model zoo, training pipeline, scene inference (several minutes each).
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(PIP) -e '.[dev,bench]'
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/inference.py
