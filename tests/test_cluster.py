@@ -77,6 +77,12 @@ def test_many_scenes_and_a_banded_one_equal_one_process(data, client, caplog) ->
     for path in _outputs(one):
         _same(path, two / path.name)
     assert not list(two.glob(".*"))  # parts and staging files are gone
+    # the QGIS and GDAL sidecars (legend, colours, category names) as one process writes
+    sidecars = sorted(p.name for p in one.iterdir() if p.suffix != ".tif")
+    assert {".qml", ".xml"} <= {Path(n).suffix for n in sidecars}
+    assert sorted(p.name for p in two.iterdir() if p.suffix != ".tif") == sidecars
+    for name in sidecars:
+        assert (two / name).read_text() == (one / name).read_text()
     # a rerun finds every output finished and rewrites nothing
     stamps = {p: p.stat().st_mtime_ns for p in _outputs(two)}
     with caplog.at_level(logging.INFO, logger="geounet"):
