@@ -24,6 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from osgeo import gdal
 from qgis.core import (
     Qgis,
     QgsApplication,
@@ -99,7 +100,13 @@ def render(sources: list[tuple[Path, str]], title: str, path: Path) -> None:
     settings.dpi = 80
     settings.generateWorldFile = False
     settings.exportMetadata = False
-    result = QgsLayoutExporter(layout).exportToImage(str(path), settings)
+    # QGIS tries to georeference the PNG in place, which GDAL's PNG driver refuses
+    # ("does not support update access"): harmless, and not shown
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        result = QgsLayoutExporter(layout).exportToImage(str(path), settings)
+    finally:
+        gdal.PopErrorHandler()
     if result != QgsLayoutExporter.Success:
         raise SystemExit(f"{path}: QGIS could not render ({result})")
     print(f"  wrote {path}")

@@ -772,7 +772,8 @@ def _resampled_scenes(
         if abs(native / res[0] - 1) <= 0.05:
             out.append(scene)
             continue
-        name = names[i] if i < len(names) and isinstance(names[i], str) else scene
+        entry = names[i] if i < len(names) else scene
+        name = entry if isinstance(entry, str) else " + ".join(map(str, entry))  # a stack
         log.info(
             "resampling %s from %.3g m to %.3g m pixels (data.resolution; null keeps the "
             "imagery's own)",

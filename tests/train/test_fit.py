@@ -168,6 +168,18 @@ def test_resolution_is_announced_and_never_an_upsampling_by_surprise(
     assert message.format(scene=img) in caplog.text
 
 
+def test_resampling_of_a_stack_names_its_images(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    img, labels, _ = building_scene(tmp_path, size=384, squares=16, square=20)
+    settings = {"data.resolution": 2.0, "data.stack": "dates", "train.tile_size": 32}
+    config = _config(tmp_path, [[str(img), str(img)]], str(labels), **settings)
+    with caplog.at_level("INFO", logger="geounet"):
+        fit_module.prepare(config, tmp_path / "run")
+    assert f"resampling {img} + {img} from 1 m to 2 m pixels" in caplog.text
+    assert "stacks" not in caplog.text
+
+
 def test_plain_progress_lines_only_when_not_a_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
