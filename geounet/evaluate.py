@@ -158,10 +158,17 @@ def evaluate(
                 f"correctness {roads['correctness'] or 0:.3f} (all regions)",
             )
         )
-    if scored.objects[0] and meta.lines is None:  # the first region's objects
-        pred_polys, true_polys = next(iter(scored.objects[0].values()))
+    if scored.objects[0] and meta.lines is None:  # the first region's objects, as scored
+        from geounet.vectorize.score import SPACENET_MIN_PX, scored_polygons
+
+        mx, my = scored.pixels[0]
+        min_px = SPACENET_MIN_PX if min_object_m2 is None else min_object_m2 / (mx * my)
+        pred_polys, true_polys = (
+            scored_polygons(polys, min_px) for polys in next(iter(scored.objects[0].values()))
+        )
+        title = "first region: " if len(scored.objects) > 1 else ""
         figures.append(
-            objects_figure(scored.first_image, pred_polys, true_polys, out / "objects.png")
+            objects_figure(scored.first_image, pred_polys, true_polys, out / "objects.png", title)
         )
     curves = Path(model).with_name("metrics.csv")
     if curves.exists():

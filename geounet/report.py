@@ -183,7 +183,9 @@ def confusion_figure(matrix: Sequence[Sequence[int]], classes: Sequence[str], pa
     return _save(fig, path)
 
 
-def objects_figure(rgb: np.ndarray, pred: Sequence[Any], truth: Sequence[Any], path: Path) -> Path:
+def objects_figure(
+    rgb: np.ndarray, pred: Sequence[Any], truth: Sequence[Any], path: Path, title: str = ""
+) -> Path:
     """Outlines over the image: matched predictions green, unmatched red, missed truths blue.
 
     Args:
@@ -191,6 +193,7 @@ def objects_figure(rgb: np.ndarray, pred: Sequence[Any], truth: Sequence[Any], p
         pred: Predicted polygons in the region's pixel coordinates (x = column).
         truth: True polygons in the same coordinates.
         path: Output PNG.
+        title: Put before the counts in the title (``first region: ``).
     """
     import shapely
 
@@ -206,9 +209,9 @@ def objects_figure(rgb: np.ndarray, pred: Sequence[Any], truth: Sequence[Any], p
     )
     image = _display(rgb[:, :: int(scale), :: int(scale)])
     titles = ("truth (blue: missed)", "prediction (green: matched)")
-    for ax, title in zip(axes, titles, strict=True):
+    for ax, heading in zip(axes, titles, strict=True):
         ax.imshow(image, extent=(0, w, h, 0), interpolation="nearest")
-        ax.set_title(title)
+        ax.set_title(heading)
         ax.axis("off")
 
     def outline(ax: Any, geoms: Sequence[Any], flags: np.ndarray, on: str, off: str) -> None:
@@ -222,7 +225,7 @@ def objects_figure(rgb: np.ndarray, pred: Sequence[Any], truth: Sequence[Any], p
     outline(axes[0], list(truth), hit_t, "white", "tab:blue")
     outline(axes[1], list(pred), hit_p, "lime", "red")
     fig.suptitle(
-        f"{int(hit_p.sum())} matched (IoU > 0.5) of {len(truth)} true, {len(pred)} predicted"
+        f"{title}{int(hit_p.sum())} matched (IoU > 0.5) of {len(truth)} true, {len(pred)} predicted"
     )
     _line_legend(
         fig,
@@ -233,7 +236,7 @@ def objects_figure(rgb: np.ndarray, pred: Sequence[Any], truth: Sequence[Any], p
             ("red", "predicted, false alarm"),
         ],
     )
-    return _save(fig, path, layout=False)
+    return _save(fig, path, layout=False, tight=True)
 
 
 def _line_legend(
@@ -248,15 +251,19 @@ def _line_legend(
         Line2D([], [], linestyle="", marker="o", markerfacecolor=f, color=e, label=label)
         for f, e, label in dots
     ]
+    fig.tight_layout(rect=(0, 0, 1, 0.95 if fig.get_suptitle() else 1))
+    # one row where the picture is wide enough, else two columns (tall, narrow scenes);
+    # the saved picture grows to hold the legend (``_save(..., tight=True)``)
+    bottom = min(ax.get_position().y0 for ax in fig.axes)
     fig.legend(
         handles=handles,
-        loc="lower center",
-        ncol=len(handles),
+        loc="upper center",
+        bbox_to_anchor=(0.5, bottom),
+        ncol=len(handles) if fig.get_figwidth() >= 11 else 2,
         frameon=True,
         facecolor="0.55",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0.06, 1, 0.95 if fig.get_suptitle() else 1))
 
 
 def network_figure(
@@ -305,7 +312,7 @@ def network_figure(
         [("cyan", "true centre lines"), ("orange", "predicted network")],
         dots=[("white", "orange", "line ends and junctions")],
     )
-    return _save(fig, path, layout=False)
+    return _save(fig, path, layout=False, tight=True)
 
 
 def training_curves_figure(metrics_csv: Path, path: Path) -> Path:

@@ -166,8 +166,21 @@ def test_cli_trains_predicts_and_vectorizes_objects(object_run, tmp_path: Path) 
     assert all(g.is_valid for g in geoms)
 
 
-def test_evaluate_reports_polygon_objects_merges_and_splits(object_run, tmp_path: Path) -> None:
+def test_evaluate_reports_polygon_objects_merges_and_splits(
+    object_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from geounet import report as report_module
+
     model, scene, labels = object_run
+    drawn = []  # the objects figure shows the polygons that are scored
+    figure = report_module.objects_figure
+    monkeypatch.setattr(
+        report_module,
+        "objects_figure",
+        lambda rgb, pred, truth, *a: (
+            drawn.append((len(pred), len(truth))) or figure(rgb, pred, truth, *a)
+        ),
+    )
     result = CliRunner().invoke(
         cli,
         [
@@ -191,6 +204,7 @@ def test_evaluate_reports_polygon_objects_merges_and_splits(object_run, tmp_path
     assert objects["n_true"] == 40 and objects["instances"] is True
     assert objects["tp"] + objects["fn"] == objects["n_true"]
     assert "50 m2" in objects["rule"]
+    assert drawn == [(objects["n_pred"], objects["n_true"])]
     report = (tmp_path / "ev" / "report.md").read_text()
     assert "merges (true inside)" in report and "objects.png" in report
     assert (tmp_path / "ev" / "objects.png").stat().st_size > 1000

@@ -89,3 +89,23 @@ def test_object_and_network_figures_explain_their_colours(tmp_path, legends):
         "predicted, false alarm",
     ]
     assert legends[1] == ["true centre lines", "predicted network", "line ends and junctions"]
+
+
+def test_line_legends_fit_a_narrow_picture(tmp_path: Path, monkeypatch) -> None:
+    inside, titles = [], []
+    save = report._save
+
+    def keep(fig, path, **kwargs):
+        box = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
+        inside.append(box.x0 >= 0 and box.x1 <= fig.bbox.x1)
+        titles.append(fig.get_suptitle())
+        return save(fig, path, **kwargs)
+
+    monkeypatch.setattr(report, "_save", keep)
+    square = shapely.box(5, 5, 20, 20)
+    tall = np.zeros((3, 400, 100))  # a narrow validation strip
+    report.objects_figure(tall, [square], [square], tmp_path / "o.png", "first region: ")
+    line = shapely.LineString([(50, 0), (50, 399)])
+    report.network_figure(tall, [line], [line], tmp_path / "n.png")
+    assert inside == [True, True]
+    assert titles[0] == "first region: 1 matched (IoU > 0.5) of 1 true, 1 predicted"

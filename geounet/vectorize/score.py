@@ -68,8 +68,8 @@ def score_polygons(
     """
     if not 0.0 <= iou_threshold < 1.0:
         raise ValueError(f"iou_threshold must lie in [0, 1), got {iou_threshold}")
-    p = _clean(pred, min_area)
-    t = _clean(truth, min_area)
+    p = scored_polygons(pred, min_area)
+    t = scored_polygons(truth, min_area)
     n_pred, n_true = len(p), len(t)
     pairs = _overlaps(p, t)
     tp, ious = _match(pairs, iou_threshold)
@@ -120,7 +120,9 @@ def matched_flags(
     return flags_p, flags_t
 
 
-def _clean(geoms: Sequence[Any] | np.ndarray, min_area: float) -> np.ndarray:
+def scored_polygons(geoms: Sequence[Any] | np.ndarray, min_area: float) -> np.ndarray:
+    """The polygons that are scored: made valid, without empty ones and those smaller
+    than ``min_area``."""
     g = np.asarray(list(geoms), dtype=object)
     if g.size == 0:
         return g
