@@ -22,6 +22,7 @@ from geounet.io.geodesy import buffer_m
 from geounet.io.labelmap import LabelSpec
 
 log = logging.getLogger(__name__)
+_SKIPPED_WARNED: set[tuple[str, str]] = set()
 
 
 def read_labels(
@@ -138,7 +139,8 @@ def _class_ids(
         ids, nulls = spec.map_values(values, f"{path}: {attribute!r}")
     except DataError as exc:
         raise InvalidVectorError(str(exc)) from exc
-    if nulls:
+    if nulls and (str(path), attribute) not in _SKIPPED_WARNED:  # once per file, not per read
+        _SKIPPED_WARNED.add((str(path), attribute))
         log.warning(
             "%s: %d feature(s) with no %r value skipped (not labelled)", path, nulls, attribute
         )

@@ -95,6 +95,16 @@ def test_class_names_map_to_ids(vector):
     assert mask.sum() == 25 * 2 + 25 * 1
 
 
+def test_features_without_a_class_are_skipped_with_one_warning(vector, caplog):
+    polys = [pixel_box(0, 0, 5, 5), pixel_box(10, 10, 15, 15)]
+    path = vector(polys, kind=["road", None])
+    with caplog.at_level("WARNING", logger="geounet"):
+        for _ in range(3):  # training and evaluation read the labels several times
+            labels = read_labels(path, class_attribute="kind", class_names=["bg", "road"])
+            assert labels["class_id"].tolist() == [1, IGNORE]  # not labelled
+    assert caplog.text.count("1 feature(s) with no 'kind' value skipped") == 1
+
+
 def test_without_attribute_every_feature_gets_value(vector):
     path = vector([pixel_box(0, 0, 2, 2), pixel_box(4, 4, 6, 6)])
     labels = read_labels(path, value=3)
