@@ -189,7 +189,10 @@ def _prepare(config: Config, run_dir: Path) -> Prepared:
     # missing band values get the normalization offset, as prediction gives them
     dataset.transforms.fill = torch.tensor(mean, dtype=torch.float32)
     log.info(
-        "training windows %d px, validation windows %d px, res %.3g", train_tile, val_tile, res
+        "training windows %d px, validation windows %d px, of %.3g m pixels",
+        train_tile,
+        val_tile,
+        pixel_m,
     )
     log.info("band offset %s scale %s (training area)", _fmt(mean), _fmt(std))
     if classes != data.classes:

@@ -166,6 +166,7 @@ def test_resolution_is_announced_and_never_an_upsampling_by_surprise(
         prepared = fit_module.prepare(config, tmp_path / "run")
     assert prepared.meta.ground_resolution_m == pytest.approx(trained_at, rel=1e-3)
     assert message.format(scene=img) in caplog.text
+    assert f"windows 32 px, of {trained_at:g} m pixels" in caplog.text
 
 
 def test_resampling_of_a_stack_names_its_images(
