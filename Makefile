@@ -10,7 +10,7 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 
 all: test
 
-# The venv takes about 6 GB (torch's CUDA libraries are 4 GB of it): say so before pip runs out of room.
+# The venv takes about 6.5 GB (torch's CUDA libraries are 4 GB of it): say so before pip runs out of room.
 # --no-cache-dir: no second copy of downloads. Bytecode is compiled at install: where
 # PYTHONDONTWRITEBYTECODE is set (CI), imports would otherwise compile every module every time.
 PIP    := $(BIN)/python -m pip install --quiet --no-cache-dir
