@@ -22,7 +22,7 @@ from geounet.io.geodesy import buffer_m
 from geounet.io.labelmap import LabelSpec
 
 log = logging.getLogger(__name__)
-_SKIPPED_WARNED: set[tuple[str, str]] = set()
+_SKIPPED_WARNED: set[tuple[str, str, int]] = set()
 
 
 def read_labels(
@@ -139,8 +139,9 @@ def _class_ids(
         ids, nulls = spec.map_values(values, f"{path}: {attribute!r}")
     except DataError as exc:
         raise InvalidVectorError(str(exc)) from exc
-    if nulls and (str(path), attribute) not in _SKIPPED_WARNED:  # once per file, not per read
-        _SKIPPED_WARNED.add((str(path), attribute))
+    key = (str(path), str(attribute), nulls)  # once per file (and edit), not per read
+    if nulls and key not in _SKIPPED_WARNED:
+        _SKIPPED_WARNED.add(key)
         log.warning(
             "%s: %d feature(s) with no %r value skipped (not labelled)", path, nulls, attribute
         )
