@@ -271,7 +271,7 @@ def _score_regions(
         scored.truths.append(truth)
         scored.pixels.append(res)
         scored.objects.append(_region_objects(region, pred, truth, inst_path, truth_spec, meta))
-        scored.samples.extend(_example_windows(rgb, truth, pred, n_windows))
+        scored.samples.extend(example_windows(rgb, truth, pred, n_windows))
         if i == 0:
             scored.first_image = rgb
     return scored
@@ -541,7 +541,9 @@ def _object_metrics(
     return result
 
 
-def _example_windows(rgb, truth, pred, n: int, size: int = 256) -> list[tuple]:
+def example_windows(
+    rgb: np.ndarray, truth: np.ndarray, pred: np.ndarray, n: int, size: int = 256
+) -> list[tuple]:
     """Up to ``n`` windows of the region for the figure: the ones with the most labelled
     foreground, and for land cover (no background class) the most classes."""
     h, w = truth.shape

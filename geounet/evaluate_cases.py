@@ -14,7 +14,7 @@ import numpy as np
 from geounet.data.cases import strip_window
 from geounet.data.sources import CaseRef
 from geounet.errors import DataError, InputFileNotFoundError
-from geounet.evaluate import EvalResult, road_summary
+from geounet.evaluate import EvalResult, example_windows, road_summary
 from geounet.infer.cases import input_files, model_source, predict_raw
 from geounet.infer.scene import PredictOptions
 from geounet.io.atomic import atomic_output, write_json
@@ -207,7 +207,8 @@ def _rand_error(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def _sample(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> tuple:
-    """A 2D view for the figure: the slice of a volume with the most true foreground."""
+    """A 2D view for the figure: the slice of a volume with the most true foreground; of a
+    long strip, its square with the most classes and labelled foreground."""
     if truth.ndim == 3:
         fg = (truth > 0) & (truth != IGNORE)
         axis = int(np.argmin(truth.shape))  # the thinnest axis is usually the slice axis
@@ -218,6 +219,9 @@ def _sample(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> tuple:
         image = image[(slice(None), *take)]
         truth, pred = truth[tuple(take)], pred[tuple(take)]
     shown = image[:3] if image.shape[0] >= 3 else image[:1]
+    h, w = truth.shape
+    if max(h, w) > 1.5 * min(h, w):  # a validation strip: its most telling square
+        (shown, truth, pred), *_ = example_windows(shown, truth, pred, 1, min(h, w))
     return shown.astype(np.float32), truth.astype(np.int64), pred.astype(np.int64)
 
 

@@ -395,3 +395,17 @@ def test_two_inputs_writing_one_output_are_refused(chip_run, chips: Path, tmp_pa
     with pytest.raises(ValueError, match="would both write"):
         gu.predict_many(chip_run.model_path, [chips, other], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_figure_shows_a_square_of_a_long_validation_strip() -> None:
+    from geounet.evaluate_cases import _sample
+
+    truth = np.zeros((400, 100), dtype=np.int64)
+    truth[210:290, 20:60] = 2  # in the strip's third square: the one with two classes
+    image = np.random.default_rng(0).random((3, 400, 100))
+    shown, t, p = _sample(image, truth, truth.copy())
+    assert shown.shape == (3, 100, 100) and t.shape == p.shape == (100, 100)
+    assert (t == 2).sum() == 80 * 40
+    cube = np.zeros((8, 64, 64), dtype=np.int64)
+    volume = _sample(np.zeros((1, 8, 64, 64)), cube, cube)  # a slice of a volume, whole
+    assert volume[1].shape == (64, 64)
