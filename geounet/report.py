@@ -119,8 +119,12 @@ def windows_figure(samples: Sequence[tuple], meta: ModelMeta, path: Path) -> Pat
             ax.imshow(panel, interpolation="nearest")
             ax.set_title(title)
             ax.axis("off")
-    classes = [
-        Patch(facecolor=(*colors[i], alpha[i]), edgecolor="0.4", label=name)
+    classes = [  # a transparent class shows the imagery: say so (its box is empty)
+        Patch(
+            facecolor=(*colors[i], alpha[i]),
+            edgecolor="0.4",
+            label=name if alpha[i] > 0 else f"{name} (transparent)",
+        )
         for i, name in enumerate(meta.classes)
     ]
     if background:

@@ -58,7 +58,12 @@ def test_every_preset_gets_a_report_picture_with_its_class_legend(preset, tmp_pa
     out = report.windows_figure(samples, meta, tmp_path / "windows.png")
     assert out.stat().st_size > 10_000
     texts = legends[0]
-    assert texts[:k] == classes  # the class legend, in class order
+    _, alpha = report._class_colors(meta)
+    named = [c if alpha[i] > 0 else f"{c} (transparent)" for i, c in enumerate(classes)]
+    assert texts[:k] == named  # the class legend, in class order
+    # the imagery shows through background (clear sky), except in LoveDA's legend
+    see_through = classes[0] in ("background", "clear") and preset.stem != "loveda"
+    assert (alpha[:k] == 0).sum() == see_through
     background = classes[0] == "background"
     errors = ["right", "wrong"]
     if background:
