@@ -159,10 +159,9 @@ def evaluate(
             )
         )
     if scored.objects[0] and meta.lines is None:  # the first region's objects, as scored
-        from geounet.vectorize.score import SPACENET_MIN_PX, scored_polygons
+        from geounet.vectorize.score import scored_polygons
 
-        mx, my = scored.pixels[0]
-        min_px = SPACENET_MIN_PX if min_object_m2 is None else min_object_m2 / (mx * my)
+        min_px = _min_object_px(scored.pixels[0], min_object_m2)
         pred_polys, true_polys = (
             scored_polygons(polys, min_px) for polys in next(iter(scored.objects[0].values()))
         )
@@ -504,6 +503,13 @@ def _read_region_truth(region: Region, truth: TruthSpec, meta: ModelMeta) -> np.
     return classes
 
 
+def _min_object_px(pixel: tuple[float, float], min_m2: float | None) -> float:
+    """Smallest polygon scored, in pixels: ``min_m2`` over the pixel area, else SpaceNet's."""
+    from geounet.vectorize.score import SPACENET_MIN_PX
+
+    return SPACENET_MIN_PX if min_m2 is None else min_m2 / (pixel[0] * pixel[1])
+
+
 def _object_metrics(
     objects: list[dict], pixels: list[tuple[float, float]], meta: ModelMeta, min_m2: float | None
 ) -> dict[str, Any]:
@@ -516,10 +522,9 @@ def _object_metrics(
     for name in names:
         totals = dict.fromkeys((*keys, "split_pieces"), 0)
         ious = []
-        for region, (mx, my) in zip(objects, pixels, strict=True):
+        for region, pixel in zip(objects, pixels, strict=True):
             pred, truth = region[name]
-            min_px = SPACENET_MIN_PX if min_m2 is None else min_m2 / (mx * my)
-            scores = score_polygons(pred, truth, min_area=min_px)
+            scores = score_polygons(pred, truth, min_area=_min_object_px(pixel, min_m2))
             for key in totals:
                 totals[key] += getattr(scores, key)
             ious.extend([scores.mean_iou] * scores.tp)
